@@ -16,15 +16,17 @@ pub mod topic;
 
 mod codec;
 mod varint;
+mod wire;
 
 pub use bytes::{Bytes, BytesMut};
 pub use bytestring::ByteString;
-pub use codec::{check, decode, encode, encoded_len, FixedHeader};
+pub use codec::{check, decode, encode, encoded_len, FixedHeader, MAX_PACKET_LEN};
 pub use error::Error;
 pub use packet::*;
-pub use properties::Properties;
+pub use properties::{Properties, PropertyContext};
 pub use reason::ReasonCode;
 pub use varint::{read_varint, varint_len, write_varint};
+pub use wire::MAX_FIELD_LEN;
 
 /// Largest remaining length a four-byte variable byte integer can express.
 pub const MAX_REMAINING_LENGTH: usize = 268_435_455;

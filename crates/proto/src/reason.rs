@@ -141,6 +141,119 @@ impl ReasonCode {
         })
     }
 
+    /// True when MQTT 5.0 allows this reason code in a packet of type
+    /// `packet` (the tables of §3.2.2.2, §3.4.2.1, §3.5.2.1, §3.6.2.1,
+    /// §3.7.2.1, §3.9.3, §3.11.3, §3.14.2.1 and §3.15.2.1). Packets without a
+    /// reason code allow none.
+    pub fn valid_for(self, packet: crate::PacketType) -> bool {
+        use crate::PacketType as T;
+        use ReasonCode as R;
+        match packet {
+            T::ConnAck => matches!(
+                self,
+                R::Success
+                    | R::UnspecifiedError
+                    | R::MalformedPacket
+                    | R::ProtocolError
+                    | R::ImplementationSpecificError
+                    | R::UnsupportedProtocolVersion
+                    | R::ClientIdentifierNotValid
+                    | R::BadUserNameOrPassword
+                    | R::NotAuthorized
+                    | R::ServerUnavailable
+                    | R::ServerBusy
+                    | R::Banned
+                    | R::BadAuthenticationMethod
+                    | R::TopicNameInvalid
+                    | R::PacketTooLarge
+                    | R::QuotaExceeded
+                    | R::PayloadFormatInvalid
+                    | R::RetainNotSupported
+                    | R::QoSNotSupported
+                    | R::UseAnotherServer
+                    | R::ServerMoved
+                    | R::ConnectionRateExceeded
+            ),
+            T::PubAck | T::PubRec => matches!(
+                self,
+                R::Success
+                    | R::NoMatchingSubscribers
+                    | R::UnspecifiedError
+                    | R::ImplementationSpecificError
+                    | R::NotAuthorized
+                    | R::TopicNameInvalid
+                    | R::PacketIdentifierInUse
+                    | R::QuotaExceeded
+                    | R::PayloadFormatInvalid
+            ),
+            T::PubRel | T::PubComp => matches!(self, R::Success | R::PacketIdentifierNotFound),
+            T::SubAck => matches!(
+                self,
+                R::Success
+                    | R::GrantedQoS1
+                    | R::GrantedQoS2
+                    | R::UnspecifiedError
+                    | R::ImplementationSpecificError
+                    | R::NotAuthorized
+                    | R::TopicFilterInvalid
+                    | R::PacketIdentifierInUse
+                    | R::QuotaExceeded
+                    | R::SharedSubscriptionsNotSupported
+                    | R::SubscriptionIdentifiersNotSupported
+                    | R::WildcardSubscriptionsNotSupported
+            ),
+            T::UnsubAck => matches!(
+                self,
+                R::Success
+                    | R::NoSubscriptionExisted
+                    | R::UnspecifiedError
+                    | R::ImplementationSpecificError
+                    | R::NotAuthorized
+                    | R::TopicFilterInvalid
+                    | R::PacketIdentifierInUse
+            ),
+            T::Disconnect => matches!(
+                self,
+                R::Success
+                    | R::DisconnectWithWillMessage
+                    | R::UnspecifiedError
+                    | R::MalformedPacket
+                    | R::ProtocolError
+                    | R::ImplementationSpecificError
+                    | R::NotAuthorized
+                    | R::ServerBusy
+                    | R::ServerShuttingDown
+                    | R::KeepAliveTimeout
+                    | R::SessionTakenOver
+                    | R::TopicFilterInvalid
+                    | R::TopicNameInvalid
+                    | R::ReceiveMaximumExceeded
+                    | R::TopicAliasInvalid
+                    | R::PacketTooLarge
+                    | R::MessageRateTooHigh
+                    | R::QuotaExceeded
+                    | R::AdministrativeAction
+                    | R::PayloadFormatInvalid
+                    | R::RetainNotSupported
+                    | R::QoSNotSupported
+                    | R::UseAnotherServer
+                    | R::ServerMoved
+                    | R::SharedSubscriptionsNotSupported
+                    | R::ConnectionRateExceeded
+                    | R::MaximumConnectTime
+                    | R::SubscriptionIdentifiersNotSupported
+                    | R::WildcardSubscriptionsNotSupported
+            ),
+            T::Auth => matches!(
+                self,
+                R::Success | R::ContinueAuthentication | R::ReAuthenticate
+            ),
+            T::Connect | T::Publish | T::Subscribe | T::Unsubscribe | T::PingReq | T::PingResp => {
+                false
+            }
+        }
+    }
+
     /// The granted-QoS reason code for a subscription.
     pub fn granted(qos: crate::QoS) -> ReasonCode {
         match qos {
@@ -148,5 +261,48 @@ impl ReasonCode {
             crate::QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
             crate::QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PacketType;
+
+    #[test]
+    fn all_is_sorted_and_from_u8_round_trips() {
+        for w in ReasonCode::ALL.windows(2) {
+            assert!((w[0] as u8) < (w[1] as u8));
+        }
+        for v in 0..=255u8 {
+            if let Some(c) = ReasonCode::from_u8(v) {
+                assert_eq!(c as u8, v);
+            }
+        }
+        assert_eq!(ReasonCode::from_u8(0x03), None);
+    }
+
+    #[test]
+    fn valid_for_counts_match_the_spec_tables() {
+        let count = |t: PacketType| ReasonCode::ALL.iter().filter(|c| c.valid_for(t)).count();
+        assert_eq!(count(PacketType::ConnAck), 22);
+        assert_eq!(count(PacketType::PubAck), 9);
+        assert_eq!(count(PacketType::PubRec), 9);
+        assert_eq!(count(PacketType::PubRel), 2);
+        assert_eq!(count(PacketType::PubComp), 2);
+        assert_eq!(count(PacketType::SubAck), 12);
+        assert_eq!(count(PacketType::UnsubAck), 7);
+        assert_eq!(count(PacketType::Disconnect), 29);
+        assert_eq!(count(PacketType::Auth), 3);
+        assert_eq!(count(PacketType::Publish), 0);
+    }
+
+    #[test]
+    fn v3_connack_codes_round_trip() {
+        for code in 0..=5u8 {
+            let r = ReasonCode::from_v3_connack(code);
+            assert_eq!(r.map(ReasonCode::to_v3_connack), Some(code));
+        }
+        assert_eq!(ReasonCode::from_v3_connack(6), None);
     }
 }

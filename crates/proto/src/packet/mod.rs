@@ -1,4 +1,16 @@
 //! The fifteen MQTT control packets, one module each for their body layout.
+//! (PINGREQ and PINGRESP have no body; [`crate::codec`] handles them.)
+
+pub(crate) mod auth;
+pub(crate) mod connack;
+pub(crate) mod connect;
+pub(crate) mod disconnect;
+pub(crate) mod publish;
+pub(crate) mod pubresp;
+pub(crate) mod suback;
+pub(crate) mod subscribe;
+pub(crate) mod unsuback;
+pub(crate) mod unsubscribe;
 
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -23,6 +35,66 @@ pub enum PacketType {
     PingResp = 13,
     Disconnect = 14,
     Auth = 15,
+}
+
+impl PacketType {
+    /// The packet type in the high nibble of a fixed header's first byte;
+    /// `None` for the reserved value 0.
+    #[inline]
+    pub fn from_byte1(byte1: u8) -> Option<PacketType> {
+        Some(match byte1 >> 4 {
+            1 => PacketType::Connect,
+            2 => PacketType::ConnAck,
+            3 => PacketType::Publish,
+            4 => PacketType::PubAck,
+            5 => PacketType::PubRec,
+            6 => PacketType::PubRel,
+            7 => PacketType::PubComp,
+            8 => PacketType::Subscribe,
+            9 => PacketType::SubAck,
+            10 => PacketType::Unsubscribe,
+            11 => PacketType::UnsubAck,
+            12 => PacketType::PingReq,
+            13 => PacketType::PingResp,
+            14 => PacketType::Disconnect,
+            15 => PacketType::Auth,
+            _ => return None,
+        })
+    }
+
+    /// The fixed header flags (low nibble) this type must carry; PUBLISH
+    /// has variable flags and returns `None`.
+    #[inline]
+    pub fn fixed_flags(self) -> Option<u8> {
+        match self {
+            PacketType::Publish => None,
+            PacketType::PubRel | PacketType::Subscribe | PacketType::Unsubscribe => Some(0b0010),
+            _ => Some(0),
+        }
+    }
+}
+
+impl Packet {
+    /// This packet's type.
+    pub fn packet_type(&self) -> PacketType {
+        match self {
+            Packet::Connect(_) => PacketType::Connect,
+            Packet::ConnAck(_) => PacketType::ConnAck,
+            Packet::Publish(_) => PacketType::Publish,
+            Packet::PubAck(_) => PacketType::PubAck,
+            Packet::PubRec(_) => PacketType::PubRec,
+            Packet::PubRel(_) => PacketType::PubRel,
+            Packet::PubComp(_) => PacketType::PubComp,
+            Packet::Subscribe(_) => PacketType::Subscribe,
+            Packet::SubAck(_) => PacketType::SubAck,
+            Packet::Unsubscribe(_) => PacketType::Unsubscribe,
+            Packet::UnsubAck(_) => PacketType::UnsubAck,
+            Packet::PingReq => PacketType::PingReq,
+            Packet::PingResp => PacketType::PingResp,
+            Packet::Disconnect(_) => PacketType::Disconnect,
+            Packet::Auth(_) => PacketType::Auth,
+        }
+    }
 }
 
 /// One MQTT control packet, independent of protocol version. Fields that a

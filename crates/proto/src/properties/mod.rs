@@ -1,7 +1,17 @@
 //! MQTT 5.0 properties: every identifier, its data type, where it may appear.
+//!
+//! The struct lives here; [`codec`] reads and writes a property block and
+//! [`rules`] says which identifiers each packet may carry (MQTT 5.0
+//! §2.2.2.2).
 
 use bytes::Bytes;
 use bytestring::ByteString;
+
+mod codec;
+mod rules;
+
+pub(crate) use codec::{read, write};
+pub use rules::{id, PropertyContext};
 
 /// All MQTT 5.0 properties of one packet. Absent properties are `None` or
 /// empty. Before 5.0 packets carry no properties and this stays default.
@@ -62,4 +72,25 @@ pub struct Properties {
     pub subscription_identifier_available: Option<u8>,
     /// 0x2A Shared Subscription Available (byte 0/1).
     pub shared_subscription_available: Option<u8>,
+}
+
+impl Properties {
+    /// True when no property is set.
+    pub fn is_empty(&self) -> bool {
+        *self == Properties::default()
+    }
+
+    /// Length of the property block as encoded in `ctx`, without its own
+    /// length prefix. Properties `ctx` does not allow are not counted (the
+    /// encoder leaves them out).
+    pub fn encoded_len(&self, ctx: PropertyContext) -> usize {
+        codec::content_len(self, ctx)
+    }
+
+    /// Length of the property block in `ctx` including its variable byte
+    /// integer length prefix.
+    pub fn encoded_len_with_prefix(&self, ctx: PropertyContext) -> usize {
+        let n = self.encoded_len(ctx);
+        crate::varint_len(n as u32) + n
+    }
 }
