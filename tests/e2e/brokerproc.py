@@ -166,6 +166,10 @@ class Broker:
             self._fixed_port = free_port()
         port = self._fixed_port
         lines = [f"listener {port} 127.0.0.1", "allow_anonymous true"]
+        if os.geteuid() == 0:
+            # as root mosquitto drops to user 'mosquitto', which cannot write
+            # into pytest's private (0700) temporary directory
+            lines.append("user root")
         if self.persistence:
             lines += ["persistence true", f"persistence_location {self.data_dir}/",
                       "autosave_interval 0"]

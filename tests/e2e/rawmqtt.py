@@ -351,6 +351,36 @@ class RawClient:
                 raise AssertionError(f"connection still open after {timeout}s; "
                                      f"received {got}") from None
 
+    def receive_publishes(self, version: int = 4, n: int | None = None,
+                          until: tuple[str, bytes] | None = None,
+                          timeout: float = TIMEOUT) -> list[dict]:
+        """PUBLISH packets in wire order, acknowledging each (PUBACK, or
+        PUBREC then PUBCOMP for the PUBREL). Stops after `n` packets, or when
+        the barrier `until=(topic, payload)` arrives (not included)."""
+        deadline = time.monotonic() + timeout
+        out: list[dict] = []
+        while True:
+            if n is not None and len(out) >= n:
+                return out
+            remaining = deadline - time.monotonic()
+            try:
+                p = self.recv(max(remaining, 0.001))
+            except (TimeoutError, Closed) as e:
+                raise AssertionError(f"{type(e).__name__} after {len(out)} PUBLISH: "
+                                     f"{[(m['topic'], m['payload']) for m in out]}") from None
+            if p.type == PUBREL:
+                self.send(ack(PUBCOMP, p.pid(), version))
+                continue
+            assert p.type == PUBLISH, f"unexpected {p!r}"
+            f = p.publish_fields(version)
+            if f["qos"] == 1:
+                self.send(ack(PUBACK, f["pid"], version))
+            elif f["qos"] == 2:
+                self.send(ack(PUBREC, f["pid"], version))
+            if until is not None and (f["topic"], f["payload"]) == until:
+                return out
+            out.append(f)
+
     def still_open(self, timeout: float = 0.3) -> bool:
         """PINGREQ round trip: True if the broker answers PINGRESP."""
         try:
