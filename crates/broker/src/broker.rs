@@ -1,0 +1,239 @@
+//! The broker: shared state behind an `Arc` (sessions, subscription index,
+//! retained store, timers, counters) and the public API the front doors
+//! call. Routing lives in `routing.rs`, session lifecycle in `registry.rs`.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use midge_proto::ReasonCode;
+use parking_lot::{Mutex, RwLock};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{broadcast, mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::BrokerConfig;
+use crate::event::{DropReason, Event};
+use crate::hooks::{AllowAll, ConnectionInfo, Hooks};
+use crate::index::Index;
+use crate::message::Message;
+use crate::retained::Retained;
+use crate::session::Session;
+use crate::stats::{Counters, Stats};
+use crate::timers::Timers;
+
+/// Capacity of the event channel; slower receivers lose events.
+const EVENT_CAPACITY: usize = 4096;
+
+/// The MQTT broker core. Cheap to clone: every clone is the same broker.
+#[derive(Clone)]
+pub struct Broker {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// Shared broker state. Locks are `parking_lot` and held only for short,
+/// non-awaiting sections; they are never nested except registry ->
+/// session (in that order).
+pub(crate) struct Inner {
+    pub config: BrokerConfig,
+    pub hooks: Arc<dyn Hooks>,
+    pub index: RwLock<Index<Arc<Session>>>,
+    pub retained: RwLock<Retained>,
+    /// Client id -> session, online or not.
+    pub sessions: Mutex<HashMap<Arc<str>, Arc<Session>, ahash::RandomState>>,
+    /// Live connections, to kick them (takeover, shutdown).
+    pub conns: Mutex<HashMap<u64, mpsc::Sender<ReasonCode>, ahash::RandomState>>,
+    pub timers: Mutex<Timers>,
+    /// Wakes the background task when a deadline earlier than the one it
+    /// sleeps for may have been added.
+    pub timers_changed: Notify,
+    pub counters: Counters,
+    pub events: broadcast::Sender<Event>,
+    next_id: AtomicU64,
+    pub started: Instant,
+    pub closing: AtomicBool,
+    /// Notified each time a connection task ends (shutdown waits on it).
+    pub conn_done: Notify,
+    /// Rate limit for the "queue full" warning.
+    drop_warn: Mutex<(Option<Instant>, u64)>,
+}
+
+impl Broker {
+    pub fn new(config: BrokerConfig) -> Broker {
+        Broker::with_hooks(config, Arc::new(AllowAll))
+    }
+
+    pub fn with_hooks(config: BrokerConfig, hooks: Arc<dyn Hooks>) -> Broker {
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        Broker {
+            inner: Arc::new(Inner {
+                config,
+                hooks,
+                index: RwLock::new(Index::new()),
+                retained: RwLock::new(Retained::new()),
+                sessions: Mutex::new(HashMap::default()),
+                conns: Mutex::new(HashMap::default()),
+                timers: Mutex::new(Timers::new()),
+                timers_changed: Notify::new(),
+                counters: Counters::default(),
+                events,
+                next_id: AtomicU64::new(1),
+                started: Instant::now(),
+                closing: AtomicBool::new(false),
+                conn_done: Notify::new(),
+                drop_warn: Mutex::new((None, 0)),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.inner.config
+    }
+
+    /// Runs one client connection to its end. Generic over the transport so
+    /// that TCP, TLS and WebSocket share it.
+    pub async fn handle_connection<S>(&self, stream: S, info: ConnectionInfo)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        crate::connection::run(self.clone(), stream, info).await;
+    }
+
+    /// Spawns the timers (`$SYS`, will delay, session expiry, retained
+    /// expiry); the task ends when `shutdown` is cancelled.
+    pub fn spawn_background(&self, shutdown: CancellationToken) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(crate::background::run(self.clone(), shutdown))
+    }
+
+    /// Disconnects every client (5.0: DISCONNECT 0x8B Server shutting down)
+    /// and waits until their tasks end, at most `deadline`. New connections
+    /// are refused from now on.
+    pub async fn shutdown(&self, deadline: Duration) {
+        self.inner.closing.store(true, Ordering::SeqCst);
+        let until = tokio::time::Instant::now() + deadline;
+        loop {
+            // Register interest before looking, so that an end between the
+            // look and the wait is not missed.
+            let done = self.inner.conn_done.notified();
+            tokio::pin!(done);
+            done.as_mut().enable();
+            let senders: Vec<mpsc::Sender<ReasonCode>> =
+                self.inner.conns.lock().values().cloned().collect();
+            if senders.is_empty() && self.inner.counters.connections.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            for s in senders {
+                let _ = s.try_send(ReasonCode::ServerShuttingDown);
+            }
+            if tokio::time::timeout_at(until, done).await.is_err() {
+                tracing::warn!(
+                    remaining = self.inner.counters.connections.load(Ordering::SeqCst),
+                    "shutdown deadline passed with connections still open"
+                );
+                return;
+            }
+        }
+    }
+
+    /// Subscribes to broker events. Lagging receivers lose events.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> Stats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.inner.counters;
+        let (total, stored) = {
+            let sessions = self.inner.sessions.lock();
+            let total = sessions.len();
+            let stored = sessions
+                .values()
+                .map(|s| {
+                    let st = s.state.lock();
+                    st.outbound.queued() + st.outbound.inflight()
+                })
+                .sum();
+            (total, stored)
+        };
+        let connected = c.clients_connected.load(Relaxed);
+        Stats {
+            uptime: self.inner.started.elapsed(),
+            clients_connected: connected,
+            clients_disconnected: total.saturating_sub(connected),
+            clients_total: total,
+            clients_maximum: c.clients_maximum.load(Relaxed),
+            connections: c.connections.load(Relaxed),
+            connections_total: c.connections_total.load(Relaxed),
+            messages_received: c.messages_received.load(Relaxed),
+            messages_sent: c.messages_sent.load(Relaxed),
+            bytes_received: c.bytes_received.load(Relaxed),
+            bytes_sent: c.bytes_sent.load(Relaxed),
+            publish_received: c.publish_received.load(Relaxed),
+            publish_sent: c.publish_sent.load(Relaxed),
+            publish_dropped: c.publish_dropped.load(Relaxed),
+            subscriptions: self.inner.index.read().len(),
+            retained: self.inner.retained.read().len(),
+            messages_stored: stored,
+        }
+    }
+
+    /// Publishes from inside midge (HTTP API, rules, `$SYS`) through the
+    /// same retain and routing path as an MQTT PUBLISH. No authorization is
+    /// applied: the caller decides.
+    pub fn publish(&self, msg: Message) {
+        let mut scratch = Vec::new();
+        self.inner.dispatch(msg, &mut scratch);
+    }
+}
+
+impl Inner {
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Sends an event if anybody listens (free otherwise).
+    pub fn emit(&self, event: impl FnOnce() -> Event) {
+        if self.events.receiver_count() > 0 {
+            let _ = self.events.send(event());
+        }
+    }
+
+    /// Counts a message not delivered to `client_id`, with an event and a
+    /// rate-limited warning.
+    pub fn note_drop(&self, client_id: &Arc<str>, reason: DropReason) {
+        self.counters
+            .publish_dropped
+            .fetch_add(1, Ordering::Relaxed);
+        self.emit(|| Event::MessageDropped {
+            client_id: client_id.clone(),
+            reason,
+        });
+        if reason == DropReason::QueueFull {
+            let mut w = self.drop_warn.lock();
+            w.1 += 1;
+            let now = Instant::now();
+            let due = match w.0 {
+                None => true,
+                Some(t) => now.duration_since(t) >= Duration::from_secs(10),
+            };
+            if due {
+                tracing::warn!(
+                    client_id = &**client_id,
+                    dropped = w.1,
+                    "session queue full: messages dropped (max_queued_messages)"
+                );
+                *w = (Some(now), 0);
+            }
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! CONNECT handling: protocol checks, client id rules, authentication,
+//! limits, will validation, keep alive and session expiry negotiation, the
+//! session attach (with takeover) and the CONNACK with its 5.0 properties.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytestring::ByteString;
+use midge_proto::{topic, ConnAck, Connect, Properties, Protocol, QoS, ReasonCode};
+use tokio::sync::Notify;
+
+use crate::broker::Broker;
+use crate::client::Client;
+use crate::event::Event;
+use crate::hooks::{AuthDecision, AuthRequest, ClientRef, ConnectionInfo};
+use crate::keepalive;
+use crate::message::Message;
+use crate::registry::Attach;
+use crate::session::{Owner, WillState};
+
+/// A refused CONNECT: the CONNACK to send before closing.
+pub(crate) fn refusal(reason: ReasonCode) -> Box<ConnAck> {
+    Box::new(ConnAck {
+        session_present: false,
+        reason,
+        properties: Properties::default(),
+    })
+}
+
+/// Assigned client ids: unique per broker run and across restarts in
+/// practice (random prefix).
+fn assign_client_id(broker: &Broker) -> Arc<str> {
+    let r: u32 = rand::random();
+    Arc::from(format!("midge-{r:08x}-{}", broker.inner.next_id()))
+}
+
+/// The will message a CONNECT carries, validated (5.0 reason on failure).
+fn will_state(
+    broker: &Broker,
+    c: &Connect,
+    client_id: &Arc<str>,
+    username: Option<&str>,
+) -> Result<Option<WillState>, ReasonCode> {
+    let Some(w) = &c.will else {
+        return Ok(None);
+    };
+    let cfg = broker.config();
+    if topic::validate_name_with_limit(&w.topic, cfg.max_topic_levels).is_err() {
+        return Err(ReasonCode::TopicNameInvalid);
+    }
+    if w.qos > cfg.maximum_qos {
+        return Err(ReasonCode::QoSNotSupported);
+    }
+    if w.retain && !cfg.retain_available {
+        return Err(ReasonCode::RetainNotSupported);
+    }
+    let who = ClientRef {
+        client_id,
+        username,
+    };
+    if !broker.inner.hooks.authorize_publish(&who, &w.topic) {
+        return Err(ReasonCode::NotAuthorized);
+    }
+    let p = &w.properties;
+    let properties = Properties {
+        payload_format_indicator: p.payload_format_indicator,
+        message_expiry_interval: p.message_expiry_interval,
+        content_type: p.content_type.clone(),
+        response_topic: p.response_topic.clone(),
+        correlation_data: p.correlation_data.clone(),
+        user_properties: p.user_properties.clone(),
+        ..Properties::default()
+    };
+    Ok(Some(WillState {
+        msg: Message {
+            topic: w.topic.clone(),
+            payload: w.payload.clone(),
+            qos: w.qos,
+            retain: w.retain,
+            properties,
+            publisher: Some(client_id.clone()),
+            received_at: Instant::now(),
+        },
+        delay: p.will_delay_interval.unwrap_or(0),
+    }))
+}
+
+/// Accepts or refuses a CONNECT. On success the session is attached and
+/// the returned client is ready; the caller sends the CONNACK.
+pub(crate) fn connect(
+    broker: &Broker,
+    c: Connect,
+    info: &ConnectionInfo,
+    conn_id: u64,
+    waker: Arc<Notify>,
+    now: Instant,
+) -> Result<(Client, ConnAck), Box<ConnAck>> {
+    let cfg = broker.config();
+    let v5 = c.protocol.is_v5();
+    if broker.inner.closing.load(Ordering::Relaxed) {
+        return Err(refusal(ReasonCode::ServerShuttingDown));
+    }
+    if v5 && c.properties.authentication_method.is_some() {
+        // No enhanced authentication method is configured.
+        return Err(refusal(ReasonCode::BadAuthenticationMethod));
+    }
+    let mut assigned = None;
+    let client_id: Arc<str> = if c.client_id.is_empty() {
+        let allowed = cfg.allow_zero_length_client_id
+            && match c.protocol {
+                Protocol::V3_1 => false,
+                // 3.1.1 needs clean session for an empty id [MQTT-3.1.3-8].
+                Protocol::V3_1_1 => c.clean_start,
+                // 5.0: assigned and treated as a new session either way.
+                Protocol::V5 => true,
+            };
+        if !allowed {
+            return Err(refusal(ReasonCode::ClientIdentifierNotValid));
+        }
+        let id = assign_client_id(broker);
+        assigned = Some(id.clone());
+        id
+    } else {
+        Arc::from(&*c.client_id)
+    };
+    let decision = broker.inner.hooks.authenticate(&AuthRequest {
+        client_id: &client_id,
+        username: c.username.as_deref(),
+        password: c.password.as_deref(),
+        info,
+        protocol: c.protocol,
+    });
+    let username: Option<Arc<str>> = match decision {
+        AuthDecision::Allow { username } => username.map(Arc::from),
+        AuthDecision::Deny(reason) => {
+            let reason = if reason.is_error() {
+                reason
+            } else {
+                ReasonCode::NotAuthorized
+            };
+            return Err(refusal(reason));
+        }
+    };
+    let max = cfg.max_connections;
+    if max > 0 && broker.inner.counters.connections.load(Ordering::Relaxed) > max {
+        return Err(refusal(ReasonCode::ServerBusy));
+    }
+    let will = will_state(broker, &c, &client_id, username.as_deref()).map_err(refusal)?;
+    let (keep_alive, server_keep_alive) = keepalive::negotiate(c.keep_alive, cfg.max_keepalive);
+    let (expiry, expiry_capped) = if v5 {
+        let asked = c.properties.session_expiry_interval.unwrap_or(0);
+        (
+            asked.min(cfg.max_session_expiry),
+            asked > cfg.max_session_expiry,
+        )
+    } else if c.clean_start {
+        (0, false)
+    } else {
+        (cfg.max_session_expiry, false)
+    };
+    // A 5.0 client without an id asked for nothing to resume.
+    let clean_start = c.clean_start || assigned.is_some();
+    let opened = broker.inner.open_session(Attach {
+        client_id: client_id.clone(),
+        protocol: c.protocol,
+        clean_start,
+        expiry,
+        owner: Owner { conn_id, waker },
+        will,
+        username: username.clone(),
+    });
+    let mut properties = Properties::default();
+    if v5 {
+        properties.receive_maximum = Some(cfg.receive_maximum.max(1));
+        properties.maximum_packet_size = Some(cfg.max_packet_size);
+        properties.topic_alias_maximum = Some(cfg.max_topic_alias);
+        properties.retain_available = Some(u8::from(cfg.retain_available));
+        if cfg.maximum_qos < QoS::ExactlyOnce {
+            properties.maximum_qos = Some(cfg.maximum_qos as u8);
+        }
+        properties.wildcard_subscription_available = Some(1);
+        properties.subscription_identifier_available = Some(1);
+        properties.shared_subscription_available = Some(1);
+        properties.server_keep_alive = server_keep_alive;
+        properties.assigned_client_identifier = assigned.as_deref().map(ByteString::from);
+        if expiry_capped {
+            properties.session_expiry_interval = Some(expiry);
+        }
+    }
+    let connack = ConnAck {
+        session_present: opened.present,
+        reason: ReasonCode::Success,
+        properties,
+    };
+    broker.inner.emit(|| Event::ClientConnected {
+        client_id: client_id.clone(),
+        username: username.clone(),
+        remote_addr: info.remote_addr,
+        listener: info.listener.clone(),
+        protocol: c.protocol,
+        clean_start: c.clean_start,
+        keep_alive,
+        session_present: opened.present,
+    });
+    let client = Client::new(
+        broker.clone(),
+        opened.session,
+        conn_id,
+        &c,
+        client_id,
+        username,
+        keep_alive,
+        expiry,
+        now,
+    );
+    Ok((client, connack))
+}

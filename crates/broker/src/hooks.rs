@@ -1,0 +1,101 @@
+//! Extension points the server plugs in: authentication and authorization.
+//! Every method has a default that allows everything, so `Broker::new` runs
+//! an open broker.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use midge_proto::{Protocol, ReasonCode};
+
+/// The transport a connection arrived on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Tcp,
+    Tls,
+    WebSocket,
+    WebSocketTls,
+    /// Publishes made from inside midge (HTTP API, rules).
+    Internal,
+}
+
+/// Where a connection comes from, given by the listener that accepted it.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    pub remote_addr: Option<SocketAddr>,
+    /// The listener's name, for logs, events and per-listener rules.
+    pub listener: Arc<str>,
+    pub transport: Transport,
+}
+
+impl ConnectionInfo {
+    pub fn new(remote_addr: Option<SocketAddr>, listener: &str, transport: Transport) -> Self {
+        ConnectionInfo {
+            remote_addr,
+            listener: Arc::from(listener),
+            transport,
+        }
+    }
+}
+
+/// What a client presented in CONNECT, for [`Hooks::authenticate`].
+#[derive(Debug, Clone, Copy)]
+pub struct AuthRequest<'a> {
+    /// The client id (already assigned by the broker if the client sent none).
+    pub client_id: &'a str,
+    pub username: Option<&'a str>,
+    pub password: Option<&'a [u8]>,
+    pub info: &'a ConnectionInfo,
+    pub protocol: Protocol,
+}
+
+/// The answer of [`Hooks::authenticate`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthDecision {
+    /// Accept; `username` replaces the presented one for authorization (for
+    /// example the identity taken from a client certificate).
+    Allow { username: Option<String> },
+    /// Refuse with this CONNACK reason (mapped to a 3.1.1 return code for
+    /// older clients), e.g. `BadUserNameOrPassword` or `NotAuthorized`.
+    Deny(ReasonCode),
+}
+
+/// The identity a connected client is authorized as.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientRef<'a> {
+    pub client_id: &'a str,
+    pub username: Option<&'a str>,
+}
+
+/// Authentication and authorization decisions. Implementations must be quick
+/// and must not block: they run on the connection's task, and
+/// `authorize_deliver` runs once per matching subscriber of every message.
+pub trait Hooks: Send + Sync + 'static {
+    fn authenticate(&self, req: &AuthRequest<'_>) -> AuthDecision {
+        AuthDecision::Allow {
+            username: req.username.map(str::to_owned),
+        }
+    }
+
+    fn authorize_publish(&self, client: &ClientRef<'_>, topic: &str) -> bool {
+        let _ = (client, topic);
+        true
+    }
+
+    fn authorize_subscribe(&self, client: &ClientRef<'_>, filter: &str) -> bool {
+        let _ = (client, filter);
+        true
+    }
+
+    /// Called for each subscriber a message is about to be queued for, so
+    /// that a `#` subscription does not leak topics the client may not read.
+    fn authorize_deliver(&self, client: &ClientRef<'_>, topic: &str) -> bool {
+        let _ = (client, topic);
+        true
+    }
+}
+
+/// The default hooks: everything allowed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct AllowAll;
+
+impl Hooks for AllowAll {}

@@ -1,0 +1,207 @@
+//! The publish path: retain, route through the subscription index, queue
+//! one `Delivery` per subscriber (sharing the message and its payload), and
+//! the subscribe side (index updates, retained messages on subscribe).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytestring::ByteString;
+use midge_proto::{QoS, RetainHandling, SubscriptionOptions};
+
+use crate::broker::Inner;
+use crate::event::{DropReason, Event};
+use crate::hooks::ClientRef;
+use crate::index::{Match, SubInfo};
+use crate::message::Message;
+use crate::session::{Delivery, Session, Subscribed};
+
+/// Reusable buffer of index matches, owned by each publisher's task so that
+/// routing allocates nothing per message.
+pub(crate) type Scratch = Vec<Match<Arc<Session>>>;
+
+impl Inner {
+    /// Retains (if asked and available) and routes a message. Returns the
+    /// number of subscribers it was queued for.
+    pub fn dispatch(&self, msg: Message, scratch: &mut Scratch) -> usize {
+        let msg = Arc::new(msg);
+        if msg.retain && self.config.retain_available {
+            self.retained.write().set(msg.clone());
+        }
+        self.emit(|| Event::MessagePublished {
+            topic: msg.topic.clone(),
+            qos: msg.qos,
+            retain: msg.retain,
+            payload_len: msg.payload.len(),
+            payload: msg.payload.clone(),
+            client_id: msg.publisher.clone(),
+        });
+        self.route(&msg, scratch)
+    }
+
+    /// Queues `msg` for every matching subscriber: once per client even
+    /// with overlapping filters (highest QoS, all subscription identifiers),
+    /// one member per shared group.
+    pub fn route(&self, msg: &Arc<Message>, scratch: &mut Scratch) -> usize {
+        scratch.clear();
+        self.index
+            .read()
+            .matches(&msg.topic, scratch, |s| s.is_online());
+        let mut delivered = 0;
+        let mut i = 0;
+        while i < scratch.len() && scratch[i].share.is_none() {
+            let key = scratch[i].key;
+            let mut qos: Option<QoS> = None;
+            let mut rap = false;
+            let mut ids = Vec::new();
+            let mut j = i;
+            while j < scratch.len() && scratch[j].share.is_none() && scratch[j].key == key {
+                let m = &scratch[j];
+                let own = m.info.no_local && msg.publisher.as_deref() == Some(&*m.value.client_id);
+                if !own {
+                    qos = qos.max(Some(m.info.qos));
+                    rap |= m.info.retain_as_published;
+                    if let Some(id) = m.info.id {
+                        ids.push(id);
+                    }
+                }
+                j += 1;
+            }
+            if let Some(granted) = qos {
+                let d = Delivery {
+                    msg: msg.clone(),
+                    qos: granted.min(msg.qos),
+                    retain: msg.retain && rap,
+                    sub_ids: ids,
+                    share: None,
+                };
+                if self.deliver(&scratch[i].value, d) {
+                    delivered += 1;
+                }
+            }
+            i = j;
+        }
+        for m in &scratch[i..] {
+            let d = Delivery {
+                msg: msg.clone(),
+                qos: m.info.qos.min(msg.qos),
+                retain: msg.retain && m.info.retain_as_published,
+                sub_ids: m.info.id.into_iter().collect(),
+                share: m.share.clone(),
+            };
+            if self.deliver(&m.value, d) {
+                delivered += 1;
+            }
+        }
+        scratch.clear();
+        delivered
+    }
+
+    /// Queues one delivery after `authorize_deliver`; counts drops.
+    pub fn deliver(&self, session: &Session, d: Delivery) -> bool {
+        let username = session.username();
+        let client = ClientRef {
+            client_id: &session.client_id,
+            username: username.as_deref(),
+        };
+        if !self.hooks.authorize_deliver(&client, &d.msg.topic) {
+            return false;
+        }
+        match session.deliver(d) {
+            Ok(()) => true,
+            Err(DropReason::Offline) => false,
+            Err(reason) => {
+                self.note_drop(&session.client_id, reason);
+                false
+            }
+        }
+    }
+
+    /// Adds or replaces a subscription of `session`. Returns true if new.
+    pub fn subscribe(
+        &self,
+        session: &Arc<Session>,
+        filter: &ByteString,
+        options: SubscriptionOptions,
+        id: Option<u32>,
+    ) -> bool {
+        let info = SubInfo {
+            qos: options.qos,
+            no_local: options.no_local,
+            retain_as_published: options.retain_as_published,
+            id,
+        };
+        let new = self
+            .index
+            .write()
+            .subscribe(filter, session.id, session.clone(), info);
+        session
+            .state
+            .lock()
+            .subscriptions
+            .insert(filter.clone(), Subscribed { options, id });
+        new
+    }
+
+    /// Removes a subscription of `session`. Returns true if it existed.
+    pub fn unsubscribe(&self, session: &Session, filter: &str) -> bool {
+        let existed = self.index.write().unsubscribe(filter, session.id);
+        session.state.lock().subscriptions.remove(filter);
+        existed
+    }
+
+    /// Queues the retained messages matching a new subscription, as the
+    /// retain handling option asks.
+    pub fn send_retained(
+        &self,
+        session: &Session,
+        filter: &str,
+        options: SubscriptionOptions,
+        id: Option<u32>,
+        is_new: bool,
+    ) {
+        let wanted = match options.retain_handling {
+            RetainHandling::SendAtSubscribe => true,
+            RetainHandling::SendIfNew => is_new,
+            RetainHandling::DoNotSend => false,
+        };
+        if !wanted
+            || !self.config.retain_available
+            || midge_proto::topic::parse_shared(filter).is_some()
+        {
+            return;
+        }
+        let mut found = Vec::new();
+        self.retained
+            .read()
+            .matching(filter, Instant::now(), &mut found);
+        for msg in found {
+            let d = Delivery {
+                qos: options.qos.min(msg.qos),
+                msg,
+                retain: true,
+                sub_ids: id.into_iter().collect(),
+                share: None,
+            };
+            self.deliver(session, d);
+        }
+    }
+
+    /// Gives unacknowledged shared-subscription messages of an ending
+    /// session to other members of their groups.
+    pub fn redeliver_shared(&self, from: &Session, deliveries: Vec<Delivery>) {
+        for mut d in deliveries {
+            let Some(share) = d.share.clone() else {
+                continue;
+            };
+            let picked = self
+                .index
+                .read()
+                .pick_shared(&share, from.id, |s| s.is_online());
+            if let Some(m) = picked {
+                d.qos = m.info.qos.min(d.msg.qos);
+                d.sub_ids = m.info.id.into_iter().collect();
+                self.deliver(&m.value, d);
+            }
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! Broker-wide counters, counted once here and read by `$SYS`, metrics and
+//! the dashboard alike. Relaxed atomics: they are statistics, not
+//! synchronisation.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Live counters.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub clients_connected: AtomicUsize,
+    pub clients_maximum: AtomicUsize,
+    pub connections: AtomicUsize,
+    pub messages_received: AtomicU64,
+    pub messages_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub publish_received: AtomicU64,
+    pub publish_sent: AtomicU64,
+    pub publish_dropped: AtomicU64,
+    pub connections_total: AtomicU64,
+}
+
+impl Counters {
+    pub fn client_connected(&self) {
+        let now = self.clients_connected.fetch_add(1, Relaxed) + 1;
+        self.clients_maximum.fetch_max(now, Relaxed);
+    }
+
+    pub fn client_disconnected(&self) {
+        self.clients_connected.fetch_sub(1, Relaxed);
+    }
+}
+
+/// Per-connection tallies, added to the shared counters in batches so that
+/// the hot path does not touch shared cache lines per packet.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Tally {
+    pub messages_received: u64,
+    pub messages_sent: u64,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub publish_received: u64,
+    pub publish_sent: u64,
+    pub publish_dropped: u64,
+}
+
+impl Tally {
+    pub fn flush(&mut self, c: &Counters) {
+        if self.messages_received > 0 {
+            c.messages_received
+                .fetch_add(self.messages_received, Relaxed);
+        }
+        if self.messages_sent > 0 {
+            c.messages_sent.fetch_add(self.messages_sent, Relaxed);
+        }
+        if self.bytes_received > 0 {
+            c.bytes_received.fetch_add(self.bytes_received, Relaxed);
+        }
+        if self.bytes_sent > 0 {
+            c.bytes_sent.fetch_add(self.bytes_sent, Relaxed);
+        }
+        if self.publish_received > 0 {
+            c.publish_received.fetch_add(self.publish_received, Relaxed);
+        }
+        if self.publish_sent > 0 {
+            c.publish_sent.fetch_add(self.publish_sent, Relaxed);
+        }
+        if self.publish_dropped > 0 {
+            c.publish_dropped.fetch_add(self.publish_dropped, Relaxed);
+        }
+        *self = Tally::default();
+    }
+}
+
+/// A snapshot of the broker's statistics.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    pub uptime: Duration,
+    /// Clients with an open, accepted connection.
+    pub clients_connected: usize,
+    /// Offline persistent sessions.
+    pub clients_disconnected: usize,
+    /// Connected plus offline persistent sessions.
+    pub clients_total: usize,
+    /// Most clients connected at once.
+    pub clients_maximum: usize,
+    /// Network connections, CONNECT received or not.
+    pub connections: usize,
+    pub connections_total: u64,
+    /// Control packets received / sent.
+    pub messages_received: u64,
+    pub messages_sent: u64,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub publish_received: u64,
+    pub publish_sent: u64,
+    /// Messages not delivered to a subscriber (queue full, expired, too large).
+    pub publish_dropped: u64,
+    pub subscriptions: usize,
+    pub retained: usize,
+    /// Messages waiting in session queues plus in flight.
+    pub messages_stored: usize,
+}
+
+/// Mosquitto-style load averages: exponentially decayed per-minute rates
+/// over 1, 5 and 15 minutes.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub(crate) struct Load {
+    pub avg: [f64; 3],
+    last: Option<u64>,
+}
+
+impl Load {
+    const WINDOWS: [f64; 3] = [60.0, 300.0, 900.0];
+
+    /// Feeds the counter's current total after `interval`.
+    pub fn update(&mut self, total: u64, interval: Duration) {
+        let secs = interval.as_secs_f64();
+        let Some(last) = self.last.replace(total) else {
+            return;
+        };
+        if secs <= 0.0 {
+            return;
+        }
+        let per_minute = total.saturating_sub(last) as f64 * 60.0 / secs;
+        for (avg, window) in self.avg.iter_mut().zip(Self::WINDOWS) {
+            let k = (-secs / window).exp();
+            *avg = per_minute + k * (*avg - per_minute);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_converges_to_rate() {
+        let mut l = Load::default();
+        l.update(0, Duration::from_secs(10));
+        assert_eq!(l.avg, [0.0; 3]);
+        // 10 per second = 600 per minute, for an hour.
+        for i in 1..=360u64 {
+            l.update(i * 100, Duration::from_secs(10));
+        }
+        assert!((l.avg[0] - 600.0).abs() < 1.0, "{:?}", l.avg);
+        assert!((l.avg[2] - 600.0).abs() < 20.0, "{:?}", l.avg);
+        l.update(36_000, Duration::from_secs(60));
+        assert!(l.avg[0] < 600.0 * 0.4, "decays when idle: {:?}", l.avg);
+        assert!(l.avg[2] > l.avg[0]);
+    }
+
+    #[test]
+    fn tally_flushes() {
+        let c = Counters::default();
+        let mut t = Tally {
+            bytes_received: 5,
+            publish_sent: 2,
+            ..Tally::default()
+        };
+        t.flush(&c);
+        t.flush(&c);
+        assert_eq!(c.bytes_received.load(Relaxed), 5);
+        assert_eq!(c.publish_sent.load(Relaxed), 2);
+    }
+}
