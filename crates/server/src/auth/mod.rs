@@ -1,0 +1,55 @@
+//! Authentication and authorization: the password file, the ACL file, the
+//! failed-login limiter, and [`AuthHooks`], which plugs them into the broker
+//! through its `Hooks` trait. `midge passwd` edits password files with
+//! [`passwd_edit`]. See `docs/security.md`.
+
+pub mod acl;
+mod hooks;
+pub mod passwd;
+pub mod passwd_edit;
+pub mod ratelimit;
+mod topic_match;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+pub use acl::{Acl, AclError};
+pub use hooks::AuthHooks;
+pub use passwd::{PasswdError, PasswordFile};
+pub use ratelimit::RateLimitConfig;
+
+/// The `[auth]` table of the config file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `user:hash` lines (argon2id from `midge passwd`, or Mosquitto's
+    /// `$6$`/`$7$`). Unset: usernames are taken as given, unchecked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+    /// Mosquitto-syntax ACL. Unset: every client may publish and subscribe
+    /// to everything.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acl_file: Option<PathBuf>,
+    /// Clients without a username. Unset: allowed unless a password file is
+    /// configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allow_anonymous: Option<bool>,
+    pub rate_limit: RateLimitConfig,
+}
+
+impl AuthConfig {
+    /// Whether clients without a username are let in.
+    pub fn anonymous_allowed(&self) -> bool {
+        self.allow_anonymous.unwrap_or(self.password_file.is_none())
+    }
+}
+
+/// Why authentication could not be set up or reloaded.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error(transparent)]
+    Passwd(#[from] PasswdError),
+    #[error(transparent)]
+    Acl(#[from] AclError),
+}
