@@ -31,8 +31,8 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| OsString::from("midge"));
     let command = args.get(1).and_then(|a| a.to_str()).map(str::to_owned);
     let code = match command.as_deref() {
-        None => serve::main(vec![program, OsString::from("serve")]),
-        Some("serve") => serve::main(args),
+        None => serve::main(vec![program]),
+        Some("serve") => serve::main(tail(&mut args, "midge serve")),
         Some("pub") => midge_client::run_pub(tail(&mut args, "midge pub")),
         Some("sub") => midge_client::run_sub(tail(&mut args, "midge sub")),
         Some("bench") => midge_bench::run(tail(&mut args, "midge bench")),
@@ -45,10 +45,7 @@ fn main() -> ExitCode {
             0
         }
         // `midge --mqtt ...` with no command: flags of serve.
-        Some(flag) if flag.starts_with('-') => {
-            args.insert(1, OsString::from("serve"));
-            serve::main(args)
-        }
+        Some(flag) if flag.starts_with('-') => serve::main(args),
         Some(other) => {
             eprintln!("midge: unknown command '{other}'\n\n{USAGE}");
             2

@@ -1,8 +1,213 @@
-//! `midge serve` (being written).
+//! `midge serve`: flags, logging, signals; the server itself lives in
+//! midge-server.
+
 use std::ffi::OsString;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use midge_server::{Config, ListenerConfig, ListenerKind, Server};
+
+/// Run the midge broker.
+#[derive(Debug, Parser)]
+#[command(name = "midge serve", version)]
+pub struct ServeArgs {
+    /// TOML config file; flags below override it.
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// MQTT over TCP listener (repeatable) [default: 0.0.0.0:1883].
+    /// Listener flags replace the config file's listeners.
+    #[arg(long, value_name = "ADDR")]
+    mqtt: Vec<SocketAddr>,
+    /// HTTP listener: MQTT over WebSocket on /mqtt, web pages and API
+    /// (repeatable) [default: 0.0.0.0:8080].
+    #[arg(long, value_name = "ADDR")]
+    http: Vec<SocketAddr>,
+    /// MQTT over TLS listener (repeatable); needs --cert and --key.
+    #[arg(long, value_name = "ADDR", requires_all = ["cert", "key"])]
+    mqtts: Vec<SocketAddr>,
+    /// HTTPS listener (WebSocket over TLS) (repeatable); needs --cert and --key.
+    #[arg(long, value_name = "ADDR", requires_all = ["cert", "key"])]
+    https: Vec<SocketAddr>,
+    /// Certificate chain (PEM) for --mqtts/--https.
+    #[arg(long, value_name = "PEM")]
+    cert: Option<PathBuf>,
+    /// Private key (PEM) for --mqtts/--https.
+    #[arg(long, value_name = "PEM")]
+    key: Option<PathBuf>,
+    /// CA (PEM) to verify client certificates against.
+    #[arg(long, value_name = "PEM")]
+    cafile: Option<PathBuf>,
+    /// Refuse TLS clients without a valid certificate (needs --cafile).
+    #[arg(long, requires = "cafile")]
+    require_certificate: bool,
+    /// Directory for durable state [default: ./midge-data].
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log filter: error, warn, info, debug, trace (or a tracing directive).
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    print_config: bool,
+    /// Largest keep alive accepted, seconds (MQTT 5 Server Keep Alive); 0 = no cap.
+    #[arg(long, value_name = "SECS")]
+    max_keepalive: Option<u16>,
+    /// Maximum concurrent connections; 0 = unlimited.
+    #[arg(long, value_name = "N")]
+    max_connections: Option<usize>,
+    /// Seconds between $SYS updates; 0 = off.
+    #[arg(long, value_name = "SECS")]
+    sys_interval: Option<u64>,
+    /// Largest packet accepted from a client, bytes.
+    #[arg(long, value_name = "BYTES")]
+    max_packet_size: Option<u32>,
+    /// Messages queued per session.
+    #[arg(long, value_name = "N")]
+    max_queued: Option<usize>,
+    /// QoS 1/2 messages in flight to one client.
+    #[arg(long, value_name = "N")]
+    max_inflight: Option<u16>,
+}
+
+impl ServeArgs {
+    /// Listeners named on the command line; when any is, they are the
+    /// whole set, so `--mqtt 127.0.0.1:0` alone opens nothing else.
+    fn listeners_from_flags(&self) -> Vec<ListenerConfig> {
+        let tls = |kind, addr: &SocketAddr| ListenerConfig {
+            cert: self.cert.clone(),
+            key: self.key.clone(),
+            cafile: self.cafile.clone(),
+            require_certificate: self.require_certificate,
+            ..ListenerConfig::new(kind, *addr)
+        };
+        let mut out: Vec<ListenerConfig> =
+            self.mqtt.iter().map(|a| ListenerConfig::mqtt(*a)).collect();
+        out.extend(
+            self.http
+                .iter()
+                .map(|a| ListenerConfig::new(ListenerKind::Ws, *a)),
+        );
+        out.extend(self.mqtts.iter().map(|a| tls(ListenerKind::Mqtts, a)));
+        out.extend(self.https.iter().map(|a| tls(ListenerKind::Wss, a)));
+        out
+    }
+
+    /// The file's configuration (or the defaults) with the flags applied.
+    fn effective_config(&self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        let from_flags = self.listeners_from_flags();
+        if !from_flags.is_empty() {
+            config.listeners = from_flags;
+        }
+        if let Some(d) = &self.data_dir {
+            config.data_dir = d.clone();
+        }
+        if let Some(l) = &self.log_level {
+            config.log_level = l.clone();
+        }
+        let limits = &mut config.limits;
+        if let Some(v) = self.max_keepalive {
+            limits.max_keepalive = v;
+        }
+        if let Some(v) = self.max_connections {
+            limits.max_connections = v;
+        }
+        if let Some(v) = self.max_packet_size {
+            limits.max_packet_size = v;
+        }
+        if let Some(v) = self.max_queued {
+            limits.max_queued_messages = v;
+        }
+        if let Some(v) = self.max_inflight {
+            limits.max_inflight = v;
+        }
+        if let Some(v) = self.sys_interval {
+            config.mqtt.sys_interval_secs = v;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
 
 pub fn main(args: Vec<OsString>) -> i32 {
-    let _ = args;
-    eprintln!("midge serve: not built yet");
-    2
+    let args = match ServeArgs::try_parse_from(args) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    match run(args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("midge serve: {e:#}");
+            1
+        }
+    }
+}
+
+fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.effective_config()?;
+    if args.print_config {
+        print!("{}", config.to_toml());
+        return Ok(());
+    }
+    init_logging(&config.log_level)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("midge")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let server = Server::start(&config).await?;
+        {
+            // Tests and scripts read these lines to learn the bound ports.
+            let mut out = std::io::stdout().lock();
+            for l in server.listeners() {
+                writeln!(out, "midge listening {}", l.url())?;
+            }
+            out.flush()?;
+        }
+        wait_for_signal(&server).await?;
+        tracing::info!("shutting down");
+        server.shutdown(Duration::from_secs(5)).await;
+        Ok(())
+    })
+}
+
+fn init_logging(level: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .with_context(|| format!("invalid log level '{level}'"))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))
+}
+
+/// Waits for SIGINT or SIGTERM; SIGHUP reloads certificates (and, with
+/// authentication, the password and ACL files) without dropping anyone.
+async fn wait_for_signal(server: &Server) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => return Ok(()),
+            _ = int.recv() => return Ok(()),
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading");
+                server.reload();
+            }
+        }
+    }
 }

@@ -1,1 +1,216 @@
+//! midge-server: the front doors. Binds the configured listeners, runs the
+//! broker's background tasks and shuts everything down in order.
 
+pub mod config;
+pub mod http;
+mod listener;
+pub mod tls;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use midge_broker::{Broker, Transport};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::{Config, ConfigError, ListenerConfig, ListenerKind};
+pub use listener::{serve_tcp, serve_tls};
+pub use tls::{TlsAcceptorHandle, TlsError, TlsFiles};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("cannot listen on {addr} ({listener}): {source}")]
+    Bind {
+        listener: String,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("listener {listener}: {source}")]
+    Tls { listener: String, source: TlsError },
+}
+
+/// A listener that is bound and serving.
+#[derive(Debug, Clone)]
+pub struct BoundListener {
+    pub kind: ListenerKind,
+    pub name: String,
+    pub local_addr: SocketAddr,
+}
+
+impl BoundListener {
+    /// `mqtt://127.0.0.1:1883`, the form printed at start.
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.kind.scheme(), self.local_addr)
+    }
+}
+
+/// A running midge: the broker and its listeners.
+#[derive(Debug)]
+pub struct Server {
+    broker: Broker,
+    listeners: Vec<BoundListener>,
+    tls: Vec<TlsAcceptorHandle>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Server {
+    /// Binds every listener (all or nothing) and starts serving.
+    pub async fn start(config: &Config) -> Result<Server, ServerError> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| ServerError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let broker = Broker::new(config.broker_config());
+        Server::start_with_broker(config, broker).await
+    }
+
+    /// As [`Server::start`], with a broker built by the caller (hooks).
+    pub async fn start_with_broker(config: &Config, broker: Broker) -> Result<Server, ServerError> {
+        // Bind everything before serving anything, so a bad address fails
+        // the start instead of leaving a half-open server.
+        let mut bound = Vec::new();
+        for l in &config.listeners {
+            let socket = TcpListener::bind(l.bind)
+                .await
+                .map_err(|source| ServerError::Bind {
+                    listener: l.display_name(),
+                    addr: l.bind,
+                    source,
+                })?;
+            let local_addr = socket.local_addr().map_err(|source| ServerError::Bind {
+                listener: l.display_name(),
+                addr: l.bind,
+                source,
+            })?;
+            bound.push((l.clone(), socket, local_addr));
+        }
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let background = broker.spawn_background(shutdown.child_token());
+        tracker.spawn(async move {
+            let _ = background.await;
+        });
+        let mut listeners = Vec::new();
+        let mut tls_handles = Vec::new();
+        for (l, socket, local_addr) in bound {
+            let name: Arc<str> = Arc::from(l.display_name());
+            let tls = match l.tls_files() {
+                Some(files) => {
+                    let handle =
+                        TlsAcceptorHandle::load(files).map_err(|source| ServerError::Tls {
+                            listener: name.to_string(),
+                            source,
+                        })?;
+                    tls_handles.push(handle.clone());
+                    Some(handle)
+                }
+                None => None,
+            };
+            let token = shutdown.child_token();
+            match (l.kind, tls) {
+                (ListenerKind::Mqtt, _) => {
+                    tracker.spawn(serve_tcp(
+                        socket,
+                        name.clone(),
+                        broker.clone(),
+                        token,
+                        tracker.clone(),
+                    ));
+                }
+                (ListenerKind::Mqtts, Some(tls)) => {
+                    tracker.spawn(serve_tls(
+                        socket,
+                        tls,
+                        name.clone(),
+                        broker.clone(),
+                        token,
+                        tracker.clone(),
+                    ));
+                }
+                (ListenerKind::Ws | ListenerKind::Wss, tls) => {
+                    let transport = if tls.is_some() {
+                        Transport::WebSocketTls
+                    } else {
+                        Transport::WebSocket
+                    };
+                    let state = http::HttpState {
+                        broker: broker.clone(),
+                        listener: name.clone(),
+                        transport,
+                        max_packet_size: config.limits.max_packet_size as usize,
+                    };
+                    tracker.spawn(http::serve_http(
+                        socket,
+                        http::router(state),
+                        tls,
+                        token,
+                        tracker.clone(),
+                    ));
+                }
+                (ListenerKind::Mqtts, None) => {
+                    // validate() guarantees TLS files for mqtts.
+                    return Err(ServerError::Config(ConfigError::Invalid(format!(
+                        "listener {name}: mqtts needs cert and key"
+                    ))));
+                }
+            }
+            tracing::info!(listener = %name, addr = %local_addr, "listening");
+            listeners.push(BoundListener {
+                kind: l.kind,
+                name: name.to_string(),
+                local_addr,
+            });
+        }
+        Ok(Server {
+            broker,
+            listeners,
+            tls: tls_handles,
+            shutdown,
+            tracker,
+        })
+    }
+
+    /// Re-reads TLS certificates (SIGHUP); connections stay up.
+    pub fn reload(&self) {
+        for handle in &self.tls {
+            if let Err(e) = handle.reload() {
+                tracing::error!(error = %e, "TLS reload failed; keeping the previous certificates");
+            }
+        }
+    }
+
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    pub fn listeners(&self) -> &[BoundListener] {
+        &self.listeners
+    }
+
+    /// Stops accepting, disconnects every client (5.0: reason 0x8B), waits
+    /// for connection tasks up to `deadline`.
+    pub async fn shutdown(self, deadline: Duration) {
+        self.shutdown.cancel();
+        self.broker.shutdown(deadline).await;
+        self.tracker.close();
+        if tokio::time::timeout(deadline, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("some connection tasks did not end within {deadline:?}");
+        }
+    }
+}
