@@ -69,7 +69,6 @@ impl AuthHooks {
     pub fn reload(&self) -> Result<(), AuthError> {
         let fresh = State::load(&self.config)?;
         *self.state.write() = Arc::new(fresh);
-        tracing::info!("{}", self.summary());
         Ok(())
     }
 
@@ -134,7 +133,10 @@ impl AuthHooks {
     }
 
     fn acl_allows(&self, check: impl FnOnce(&Acl) -> bool) -> bool {
-        self.state.read().acl.as_ref().map_or(true, check)
+        match &self.state.read().acl {
+            Some(acl) => check(acl),
+            None => true,
+        }
     }
 }
 

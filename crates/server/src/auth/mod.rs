@@ -39,6 +39,12 @@ pub struct AuthConfig {
 }
 
 impl AuthConfig {
+    /// True when nothing is configured: everyone may do everything, and the
+    /// broker needs no hooks at all.
+    pub fn is_open(&self) -> bool {
+        self.password_file.is_none() && self.acl_file.is_none() && self.anonymous_allowed()
+    }
+
     /// Whether clients without a username are let in.
     pub fn anonymous_allowed(&self) -> bool {
         self.allow_anonymous.unwrap_or(self.password_file.is_none())
