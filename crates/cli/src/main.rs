@@ -4,6 +4,7 @@
 //! option sets mirror mosquitto_pub/sub and emqtt-bench, where `-h` is a host,
 //! not help), so they receive the raw arguments.
 
+mod passwd;
 mod serve;
 
 use std::ffi::OsString;
@@ -17,6 +18,7 @@ Commands:
   serve    Run the broker (MQTT on 1883, HTTP/WebSocket on 8080 by default)
   pub      Publish messages (like mosquitto_pub)
   sub      Subscribe and print messages (like mosquitto_sub)
+  passwd   Manage a password file (like mosquitto_passwd)
   bench    Load-test an MQTT broker
   help     Show this text
 
@@ -35,6 +37,7 @@ fn main() -> ExitCode {
         Some("serve") => serve::main(tail(&mut args, "midge serve")),
         Some("pub") => midge_client::run_pub(tail(&mut args, "midge pub")),
         Some("sub") => midge_client::run_sub(tail(&mut args, "midge sub")),
+        Some("passwd") => passwd::main(tail(&mut args, "midge passwd")),
         Some("bench") => midge_bench::run(tail(&mut args, "midge bench")),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");

@@ -53,6 +53,15 @@ pub struct ServeArgs {
     /// Print the effective configuration as TOML and exit.
     #[arg(long)]
     print_config: bool,
+    /// Password file (`midge passwd` or mosquitto_passwd format).
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+    /// ACL file in Mosquitto's syntax.
+    #[arg(long, value_name = "FILE")]
+    acl_file: Option<PathBuf>,
+    /// Let clients without a username in [default: true, false with --password-file].
+    #[arg(long, value_name = "BOOL", action = clap::ArgAction::Set)]
+    allow_anonymous: Option<bool>,
     /// Largest keep alive accepted, seconds (MQTT 5 Server Keep Alive); 0 = no cap.
     #[arg(long, value_name = "SECS")]
     max_keepalive: Option<u16>,
@@ -111,6 +120,15 @@ impl ServeArgs {
         }
         if let Some(l) = &self.log_level {
             config.log_level = l.clone();
+        }
+        if let Some(p) = &self.password_file {
+            config.auth.password_file = Some(p.clone());
+        }
+        if let Some(p) = &self.acl_file {
+            config.auth.acl_file = Some(p.clone());
+        }
+        if let Some(a) = self.allow_anonymous {
+            config.auth.allow_anonymous = Some(a);
         }
         let limits = &mut config.limits;
         if let Some(v) = self.max_keepalive {

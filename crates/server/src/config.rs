@@ -10,6 +10,7 @@ use midge_broker::BrokerConfig;
 use midge_proto::QoS;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::AuthConfig;
 use crate::tls::TlsFiles;
 
 /// Why a configuration could not be loaded. The messages name the file, the
@@ -40,6 +41,7 @@ pub struct Config {
     pub listeners: Vec<ListenerConfig>,
     pub limits: Limits,
     pub mqtt: MqttConfig,
+    pub auth: AuthConfig,
 }
 
 /// One listener: a kind, an address, and TLS files for `mqtts`/`wss`.
@@ -235,6 +237,7 @@ impl Default for Config {
             ],
             limits: Limits::default(),
             mqtt: MqttConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }

@@ -1,6 +1,7 @@
 //! midge-server: the front doors. Binds the configured listeners, runs the
 //! broker's background tasks and shuts everything down in order.
 
+pub mod auth;
 pub mod config;
 pub mod http;
 mod listener;
@@ -16,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use auth::{AuthConfig, AuthHooks};
 pub use config::{Config, ConfigError, ListenerConfig, ListenerKind};
 pub use listener::{serve_tcp, serve_tls};
 pub use tls::{TlsAcceptorHandle, TlsError, TlsFiles};
@@ -36,6 +38,8 @@ pub enum ServerError {
     },
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("authentication: {0}")]
+    Auth(auth::AuthError),
     #[error("listener {listener}: {source}")]
     Tls { listener: String, source: TlsError },
 }
@@ -61,6 +65,7 @@ pub struct Server {
     broker: Broker,
     listeners: Vec<BoundListener>,
     tls: Vec<TlsAcceptorHandle>,
+    auth: Option<Arc<AuthHooks>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 }
@@ -73,8 +78,20 @@ impl Server {
             path: config.data_dir.clone(),
             source,
         })?;
-        let broker = Broker::new(config.broker_config());
-        Server::start_with_broker(config, broker).await
+        let hooks = if config.auth.is_open() {
+            None
+        } else {
+            let hooks = AuthHooks::new(&config.auth).map_err(ServerError::Auth)?;
+            tracing::info!("{}", hooks.summary());
+            Some(Arc::new(hooks))
+        };
+        let broker = match &hooks {
+            Some(h) => Broker::with_hooks(config.broker_config(), h.clone()),
+            None => Broker::new(config.broker_config()),
+        };
+        let mut server = Server::start_with_broker(config, broker).await?;
+        server.auth = hooks;
+        Ok(server)
     }
 
     /// As [`Server::start`], with a broker built by the caller (hooks).
@@ -178,13 +195,24 @@ impl Server {
             broker,
             listeners,
             tls: tls_handles,
+            auth: None,
             shutdown,
             tracker,
         })
     }
 
-    /// Re-reads TLS certificates (SIGHUP); connections stay up.
+    /// Re-reads TLS certificates, the password file and the ACL (SIGHUP);
+    /// connections stay up, and a file that fails to load leaves the
+    /// previous one in force.
     pub fn reload(&self) {
+        if let Some(auth) = &self.auth {
+            match auth.reload() {
+                Ok(()) => tracing::info!("reloaded: {}", auth.summary()),
+                Err(e) => {
+                    tracing::error!(error = %e, "auth reload failed; keeping the previous files")
+                }
+            }
+        }
         for handle in &self.tls {
             if let Err(e) = handle.reload() {
                 tracing::error!(error = %e, "TLS reload failed; keeping the previous certificates");
