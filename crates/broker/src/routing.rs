@@ -27,14 +27,17 @@ impl Inner {
         if msg.retain && self.config.retain_available {
             self.retained.write().set(msg.clone());
         }
-        self.emit(|| Event::MessagePublished {
-            topic: msg.topic.clone(),
-            qos: msg.qos,
-            retain: msg.retain,
-            payload_len: msg.payload.len(),
-            payload: msg.payload.clone(),
-            client_id: msg.publisher.clone(),
-        });
+        // `$SYS` updates are the broker talking to itself: no event each.
+        if !msg.topic.starts_with("$SYS/") {
+            self.emit(|| Event::MessagePublished {
+                topic: msg.topic.clone(),
+                qos: msg.qos,
+                retain: msg.retain,
+                payload_len: msg.payload.len(),
+                payload: msg.payload.clone(),
+                client_id: msg.publisher.clone(),
+            });
+        }
         self.route(&msg, scratch)
     }
 
