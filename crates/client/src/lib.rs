@@ -147,12 +147,18 @@ fn clap_exit(
     use clap::error::ErrorKind;
     match e.kind() {
         ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
-            let _ = write!(stdout, "{}", e.render());
+            let _ = writeln!(stdout, "{}", e.render().to_string().trim_end());
             let _ = stdout.flush();
             0
         }
         _ => {
-            let text = e.render().to_string();
+            let rendered = e.render().to_string();
+            // clap's own "try '--help'" hint is replaced by mosquitto's line.
+            let text: Vec<&str> = rendered
+                .lines()
+                .filter(|l| !l.starts_with("For more information"))
+                .collect();
+            let text = text.join("\n");
             let text = text.trim_end().trim_start_matches("error: ");
             write_line(
                 stderr,

@@ -231,7 +231,11 @@ pub async fn run(
                 }
             }
             _ = sleep_until(keep_alive) => session.on_keep_alive()?,
-            _ = sleep_until(deadline) => return Err(ClientError::Timeout),
+            _ = sleep_until(deadline) => {
+                // Leave cleanly (no will) before reporting the timeout.
+                session.disconnect().await;
+                return Err(ClientError::Timeout);
+            }
             _ = &mut interrupt, if !source_done => source_done = true,
         }
         session.flush().await?;

@@ -68,7 +68,11 @@ pub async fn run(
                 handle(event?, &cfg, &mut session, &mut state, stdout, &stderr)?;
             }
             _ = sleep_until(keep_alive) => session.on_keep_alive()?,
-            _ = sleep_until(deadline) => return Err(ClientError::Timeout),
+            _ = sleep_until(deadline) => {
+                // Leave cleanly (no will) before reporting the timeout.
+                session.disconnect().await;
+                return Err(ClientError::Timeout);
+            }
             _ = &mut interrupt, if !state.stopping => state.stopping = true,
         }
         session.flush().await?;

@@ -27,8 +27,6 @@ const EXAMPLES: &str = "Examples:
     group(ArgGroup::new("source").args(["message", "file", "stdin_line", "stdin_file", "null_message"]).required(true).multiple(false))
 )]
 pub struct PubArgs {
-    #[command(flatten)]
-    pub conn: ConnArgs,
     /// Topic to publish to
     #[arg(
         short = 't',
@@ -72,6 +70,11 @@ pub struct PubArgs {
     /// Maximum QoS 1/2 messages in flight at once
     #[arg(short = 'M', long = "max-inflight", value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_inflight: u16,
+    #[command(
+        flatten,
+        next_help_heading = "Connection, session, TLS and MQTT 5.0 options"
+    )]
+    pub conn: ConnArgs,
 }
 
 /// Where the payloads come from.

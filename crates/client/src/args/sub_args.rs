@@ -33,8 +33,6 @@ Format (-F): %t topic, %p payload, %q QoS, %r retain, %l length, %m message id,
     after_help = EXAMPLES
 )]
 pub struct SubArgs {
-    #[command(flatten)]
-    pub conn: ConnArgs,
     /// Topic filter to subscribe to (repeatable)
     #[arg(
         short = 't',
@@ -99,6 +97,11 @@ pub struct SubArgs {
     /// Pretty-print JSON output (--json, %j, %J)
     #[arg(long = "pretty")]
     pub pretty: bool,
+    #[command(
+        flatten,
+        next_help_heading = "Connection, session, TLS and MQTT 5.0 options"
+    )]
+    pub conn: ConnArgs,
 }
 
 /// A `midge sub` run, resolved.
