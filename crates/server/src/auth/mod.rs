@@ -59,3 +59,46 @@ pub enum AuthError {
     #[error(transparent)]
     Acl(#[from] AclError),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_round_trips_through_toml() {
+        let text = "password_file = \"/etc/midge/passwd\"\nallow_anonymous = true\n\n[rate_limit]\nmax_failures = 3\n";
+        let config: AuthConfig = toml::from_str(text).expect("parses");
+        assert_eq!(
+            config.password_file.as_deref(),
+            Some(std::path::Path::new("/etc/midge/passwd"))
+        );
+        assert_eq!(config.acl_file, None);
+        assert_eq!(config.rate_limit.max_failures, 3);
+        assert_eq!(
+            config.rate_limit.window_secs, 60,
+            "unset keys keep their defaults"
+        );
+        let written = toml::to_string(&config).expect("serializes");
+        let again: AuthConfig = toml::from_str(&written).expect("re-parses");
+        assert_eq!(again, config);
+        assert!(
+            toml::from_str::<AuthConfig>("passwd_file = \"x\"").is_err(),
+            "unknown keys are refused"
+        );
+    }
+
+    #[test]
+    fn anonymous_default_follows_the_password_file() {
+        let mut c = AuthConfig::default();
+        assert!(c.anonymous_allowed() && c.is_open());
+        c.password_file = Some(PathBuf::from("p"));
+        assert!(!c.anonymous_allowed() && !c.is_open());
+        c.allow_anonymous = Some(true);
+        assert!(c.anonymous_allowed());
+        let acl_only = AuthConfig {
+            acl_file: Some(PathBuf::from("a")),
+            ..AuthConfig::default()
+        };
+        assert!(acl_only.anonymous_allowed() && !acl_only.is_open());
+    }
+}
