@@ -234,6 +234,10 @@ async fn serve<S: AsyncRead + AsyncWrite>(
     if let Err(exit) = client.resend_inflight(Instant::now(), wbuf) {
         return exit;
     }
+    // Packets that arrived in the same read as CONNECT are already here.
+    if let Err(exit) = handle_buffered(client, rbuf, wbuf, protocol, max_in) {
+        return exit;
+    }
     let mut more = true;
     let mut needs_flush = false;
     loop {
@@ -263,23 +267,8 @@ async fn serve<S: AsyncRead + AsyncWrite>(
                     Ok(0) | Err(_) => return Exit::lost(),
                     Ok(n) => {
                         client.tally.bytes_received += n as u64;
-                        let now = Instant::now();
-                        loop {
-                            match decode(rbuf, protocol, max_in) {
-                                Ok(p) => {
-                                    if let Err(exit) = client.handle(p, now, wbuf) {
-                                        return exit;
-                                    }
-                                }
-                                Err(CodecError::Incomplete(n)) => {
-                                    rbuf.reserve(n);
-                                    break;
-                                }
-                                Err(e) => {
-                                    tracing::debug!(client_id = &*client.client_id, error = %e, "closing on a bad packet");
-                                    return Exit::error(e.reason_code());
-                                }
-                            }
+                        if let Err(exit) = handle_buffered(client, rbuf, wbuf, protocol, max_in) {
+                            return exit;
                         }
                         // Acknowledgements may have opened the window.
                         more = true;
@@ -308,6 +297,30 @@ async fn serve<S: AsyncRead + AsyncWrite>(
                 if client.keepalive.expired(Instant::now()) {
                     return Exit::error(ReasonCode::KeepAliveTimeout);
                 }
+            }
+        }
+    }
+}
+
+/// Decodes and handles every whole packet in `rbuf`.
+fn handle_buffered(
+    client: &mut Client,
+    rbuf: &mut BytesMut,
+    wbuf: &mut BytesMut,
+    protocol: Protocol,
+    max_in: usize,
+) -> Result<(), Exit> {
+    let now = Instant::now();
+    loop {
+        match decode(rbuf, protocol, max_in) {
+            Ok(p) => client.handle(p, now, wbuf)?,
+            Err(CodecError::Incomplete(n)) => {
+                rbuf.reserve(n);
+                return Ok(());
+            }
+            Err(e) => {
+                tracing::debug!(client_id = &*client.client_id, error = %e, "closing on a bad packet");
+                return Err(Exit::error(e.reason_code()));
             }
         }
     }
