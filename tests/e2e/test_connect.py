@@ -102,6 +102,73 @@ def test_connect_reserved_flag_closes(broker, raw_clients):
     assert all(p.type == r.CONNACK and p.body[1] != 0 for p in pkts), pkts
 
 
+def _raw_connect(flags: int, payload: bytes, version: int = 4) -> bytes:
+    var = r.string(b"MQTT") + bytes([version, flags]) + r.u16(60) + (b"\x00" if version == 5 else b"")
+    return r.packet(0x10, var + payload)
+
+
+BAD_CONNECTS = [
+    # (id, connect flags, payload after the client id)
+    ("will-flag-without-will-fields", 0x02 | 0x04, b""),  # [MQTT-3.1.2-9]
+    ("will-qos-3", 0x02 | 0x04 | 0x18, r.string("w") + r.string("p")),  # [MQTT-3.1.2-14] / 5.0 -12
+    ("will-qos-without-will-flag", 0x02 | 0x08, b""),  # [MQTT-3.1.2-13] / 5.0 -11
+    ("will-retain-without-will-flag", 0x02 | 0x20, b""),  # [MQTT-3.1.2-15] / 5.0 -13
+    ("username-flag-without-username", 0x02 | 0x80, b""),  # [MQTT-3.1.2-19] / 5.0 -17
+    ("password-flag-without-password", 0x02 | 0x80 | 0x40, r.string("u")),  # [MQTT-3.1.2-21] / 5.0 -19
+    ("will-topic-bad-utf8", 0x02 | 0x04, b"\x00\x02\xc3\x28" + r.string("p")),  # [MQTT-3.1.3-10] / 5.0 -11
+    ("username-bad-utf8", 0x02 | 0x80, b"\x00\x02\xc3\x28"),  # [MQTT-3.1.3-11] / 5.0 -12
+    ("will-topic-wildcard", 0x02 | 0x04, r.string("w/#") + r.string("p")),  # [MQTT-3.3.2-2]
+]
+
+
+@pytest.mark.parametrize("version", [4, 5])
+@pytest.mark.parametrize("case", BAD_CONNECTS, ids=[c[0] for c in BAD_CONNECTS])
+def test_invalid_connect_closes(broker, raw_clients, clients, version, case):
+    # [MQTT-3.1.4-1]: validate the CONNECT and close if it does not conform
+    # (a CONNACK with a failure code may come first)
+    name, flags, rest = case
+    c = raw_clients(broker)
+    will_props = b"\x00" if version == 5 and flags & 0x04 and rest else b""
+    c.send(_raw_connect(flags, r.string(f"bc-{version}") + will_props + rest, version))
+    pkts = c.wait_closed()
+    assert all(p.type == r.CONNACK and p.body[1] >= (0x80 if version == 5 else 1) for p in pkts), pkts
+    ok = clients(broker)  # the broker still serves others
+    ok.connect()
+
+
+def test_v311_password_without_username_rejected(broker, raw_clients):
+    # [MQTT-3.1.2-22]: 3.1.1 forbids a password without a user name
+    c = raw_clients(broker)
+    c.send(_raw_connect(0x02 | 0x40, r.string("pw-only") + r.string("secret")))
+    pkts = c.wait_closed()
+    assert all(p.type == r.CONNACK and p.body[1] != 0 for p in pkts), pkts
+
+
+@pytest.mark.parametrize("version", [3, 4, 5])
+def test_23_char_alphanumeric_client_id_allowed(broker, raw_clients, version):
+    # [MQTT-3.1.3-5]
+    c = raw_clients(broker)
+    _, rc, _ = c.connect(version=version, client_id="Az09" * 5 + "xyz")
+    assert rc == 0
+
+
+def test_rejected_connect_ignores_following_data(broker, raw_clients, clients):
+    # [MQTT-3.1.4-5]: after a rejected CONNECT nothing else the client sent is processed
+    w = clients(broker)
+    w.connect()
+    w.subscribe("rej/t", qos=1)
+    w.subscribe("rej/barrier", qos=1)
+    c = raw_clients(broker)
+    c.send(r.connect(version=4, client_id="", clean=False)  # rejected with 0x02
+           + r.publish("rej/t", b"must not be routed", qos=0))
+    pkts = c.wait_closed()
+    assert [(p.type, p.body[1]) for p in pkts] == [(r.CONNACK, 0x02)]
+    p = clients(broker)
+    p.connect()
+    p.publish("rej/barrier", b"b", qos=1)
+    assert w.drain_until("rej/barrier", b"b") == []
+
+
 @pytest.mark.parametrize("version", [4, 5])
 def test_first_packet_not_connect_closes(broker, raw_clients, version):
     # [MQTT-3.1.0-1]

@@ -98,6 +98,7 @@ def test_duplicate_qos2_publish_before_pubrel_delivered_once(broker, raw_clients
     c.expect(r.PUBCOMP)
     before = sub.drain_until("dup2/t", b"barrier")
     assert [m.payload for m in before] == [b"once"]
+    assert before[0].dup is False  # [MQTT-3.3.1-3]: outgoing DUP is independent of incoming
 
 
 @pytest.mark.parametrize("version", [4, 5])

@@ -154,6 +154,18 @@ def test_v5_retained_keeps_properties(broker, clients):
     assert m.properties.get("UserProperty") == [("k", "v")]
 
 
+def test_retained_survives_publisher_session_end(broker, clients):
+    # [MQTT-3.1.2-7] (3.1.1): retained messages are not part of the session
+    p = clients(broker, client_id="ret-pub", clean=True)
+    p.connect()
+    p.publish("rets/a", b"stays", qos=1, retain=True)
+    p.disconnect()
+    s = clients(broker)
+    s.connect()
+    s.subscribe("rets/a", qos=1)
+    assert s.get().payload == b"stays"
+
+
 def test_retained_on_the_wire_flag(broker, raw_clients):
     # raw check that the retain bit is set in the PUBLISH fixed header
     p = raw_clients(broker)
@@ -166,3 +178,4 @@ def test_retained_on_the_wire_flag(broker, raw_clients):
     s.expect(r.SUBACK)
     f = s.expect(r.PUBLISH).publish_fields()
     assert f["retain"] and f["payload"] == b"z" and f["qos"] == 0
+    assert not f["dup"]  # [MQTT-3.3.1-2]: DUP is 0 for QoS 0

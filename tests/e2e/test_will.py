@@ -44,6 +44,18 @@ def test_no_will_on_disconnect(broker, clients, protocol):
     assert w.drain_until("will-barrier", b"b") == []
 
 
+def test_no_will_when_flag_not_set(broker, clients):
+    # [MQTT-3.1.2-12] (3.1.1): no will flag -> nothing published when the connection drops
+    w = _watcher(broker, clients, topic="#")
+    c = clients(broker)
+    c.connect()
+    c.drop()
+    p = clients(broker)
+    p.connect()
+    p.publish("will-barrier", b"b", qos=1)
+    assert w.drain_until("will-barrier", b"b") == []
+
+
 def test_v5_disconnect_with_will_reason_0x04(broker, clients):
     # 5.0 3.14.2.1: reason 0x04 "Disconnect with Will Message"
     w = _watcher(broker, clients)
