@@ -231,6 +231,10 @@ impl Client {
     fn on_publish(&mut self, p: Publish, out: &mut BytesMut) -> Result<(), Exit> {
         self.tally.publish_received += 1;
         let cfg = self.broker.config();
+        if !p.properties.subscription_identifiers.is_empty() {
+            // Only the server sends those [MQTT-3.3.4-6].
+            return Err(Exit::error(ReasonCode::ProtocolError));
+        }
         let topic = if self.v5() {
             self.aliases
                 .resolve(&p.topic, p.properties.topic_alias)
@@ -303,7 +307,6 @@ impl Client {
     fn route(&mut self, p: Publish, topic: bytestring::ByteString) {
         let mut properties = p.properties;
         properties.topic_alias = None;
-        properties.subscription_identifiers.clear();
         let msg = Message {
             topic,
             payload: p.payload,

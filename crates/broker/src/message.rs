@@ -46,6 +46,39 @@ impl Message {
         }
     }
 
+    /// A copy that shares no memory with the buffer it was decoded from.
+    /// Decoded strings and payloads are slices of the connection's read
+    /// buffer, which they keep alive; a message stored for long (retained)
+    /// is detached once so that it pins only its own bytes.
+    pub fn detached(&self) -> Message {
+        fn s(v: &ByteString) -> ByteString {
+            ByteString::from(&**v)
+        }
+        fn b(v: &Bytes) -> Bytes {
+            Bytes::copy_from_slice(v)
+        }
+        let p = &self.properties;
+        Message {
+            topic: s(&self.topic),
+            payload: b(&self.payload),
+            qos: self.qos,
+            retain: self.retain,
+            properties: Properties {
+                content_type: p.content_type.as_ref().map(s),
+                response_topic: p.response_topic.as_ref().map(s),
+                correlation_data: p.correlation_data.as_ref().map(b),
+                user_properties: p
+                    .user_properties
+                    .iter()
+                    .map(|(k, v)| (s(k), s(v)))
+                    .collect(),
+                ..p.clone()
+            },
+            publisher: self.publisher.clone(),
+            received_at: self.received_at,
+        }
+    }
+
     /// When the message expires, if it has a Message Expiry Interval.
     pub fn expires_at(&self) -> Option<Instant> {
         self.properties
@@ -84,5 +117,16 @@ mod tests {
         );
         assert!(!m.is_expired(t0 + Duration::from_secs(9)));
         assert!(m.is_expired(t0 + Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn detached_copies_bytes() {
+        let buf = Bytes::from_static(b"topicpayload");
+        let mut m = Message::new("t", buf.slice(5..), QoS::AtMostOnce, true);
+        m.properties.user_properties = vec![("k".into(), "v".into())];
+        let d = m.detached();
+        assert_eq!(d.payload, m.payload);
+        assert_ne!(d.payload.as_ptr(), m.payload.as_ptr());
+        assert_eq!(d.properties, m.properties);
     }
 }

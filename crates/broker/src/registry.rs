@@ -49,7 +49,11 @@ impl Inner {
                     kicked = Some(o.conn_id);
                     old_will = st.will.take();
                 }
-                if a.clean_start {
+                // A session whose interval is 0 ends with its connection,
+                // which this takeover closes: it cannot be resumed (the old
+                // connection's DISCONNECT may simply not be processed yet).
+                let ends = a.clean_start || (kicked.is_some() && st.expiry_interval == 0);
+                if ends {
                     st.ended = true;
                     drop(st);
                     old.set_online(false);

@@ -25,7 +25,14 @@ impl Inner {
     pub fn dispatch(&self, msg: Message, scratch: &mut Scratch) -> usize {
         let msg = Arc::new(msg);
         if msg.retain && self.config.retain_available {
-            self.retained.write().set(msg.clone());
+            // Stored long: its own copy, so the read buffer it came in can
+            // be freed (deletes store nothing).
+            let stored = if msg.payload.is_empty() {
+                msg.clone()
+            } else {
+                Arc::new(msg.detached())
+            };
+            self.retained.write().set(stored);
         }
         // `$SYS` updates are the broker talking to itself: no event each.
         if !msg.topic.starts_with("$SYS/") {

@@ -415,3 +415,17 @@ async fn invalid_topic_name_in_publish() {
         "{got:?}"
     );
 }
+
+#[tokio::test]
+async fn subscription_identifier_from_client_is_protocol_error() {
+    let b = start(BrokerConfig::default()).await;
+    let (mut p, _) = Raw::connect(b.addr, Protocol::V5, "sidp", true).await;
+    let mut m = publish("t", b"x", QoS::AtMostOnce, false, 0);
+    m.properties.subscription_identifiers = vec![3];
+    p.send(&Packet::Publish(m)).await;
+    let got = p.expect_close().await;
+    assert!(
+        matches!(&got[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::ProtocolError),
+        "{got:?}"
+    );
+}

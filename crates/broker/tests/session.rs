@@ -12,8 +12,11 @@ use midge_proto::{Packet, Protocol, PubResp, QoS, ReasonCode};
 #[tokio::test]
 async fn takeover_disconnects_old_connection() {
     let b = start(BrokerConfig::default()).await;
-    let (mut old, _) = Raw::connect(b.addr, Protocol::V5, "dup", true).await;
-    let (_new, a) = Raw::connect(b.addr, Protocol::V5, "dup", false).await;
+    let mut c = connect_packet(Protocol::V5, "dup", true);
+    c.properties.session_expiry_interval = Some(60);
+    let (mut old, _) = Raw::connect_with(b.addr, c.clone()).await;
+    c.clean_start = false;
+    let (_new, a) = Raw::connect_with(b.addr, c).await;
     assert!(a.session_present, "session inherited without clean start");
     let got = old.expect_close().await;
     assert!(
@@ -147,4 +150,17 @@ async fn disconnect_can_set_expiry_to_zero() {
     assert!(s.expect_close().await.is_empty());
     let (_s, a) = Raw::connect_with(b.addr, c).await;
     assert!(!a.session_present);
+}
+
+#[tokio::test]
+async fn takeover_of_clean_session_starts_fresh() {
+    let b = start(BrokerConfig::default()).await;
+    let (mut old, _) = Raw::connect(b.addr, Protocol::V3_1_1, "fresh", true).await;
+    old.subscribe(1, "fresh/t", QoS::AtLeastOnce).await;
+    // The old connection has clean session: its session ends with it, even
+    // though the new one asks to resume.
+    let (_new, a) = Raw::connect(b.addr, Protocol::V3_1_1, "fresh", false).await;
+    assert!(!a.session_present);
+    assert!(old.expect_close().await.is_empty());
+    assert_eq!(b.broker.stats().subscriptions, 0);
 }
