@@ -23,7 +23,7 @@ fn round_trip(sub_args: &[&str], pub_args: &[&str], topic: &str) {
 #[test]
 fn websocket_urls() {
     let ws = free_port();
-    let m = Mosquitto::start(
+    let m = Broker::start(
         |_, port| {
             format!("listener {port} 127.0.0.1\nallow_anonymous true\nlistener {ws} 127.0.0.1\nprotocol websockets\n")
         },
@@ -65,7 +65,7 @@ fn tls_with_ca_file_client_certificates_and_insecure() {
     let pki = Pki::generate(certs.path());
     let (tls, mtls, wrong, wss) = (free_port(), free_port(), free_port(), free_port());
     let m =
-        Mosquitto::start(
+        Broker::start(
             |_, port| {
                 let srv = format!(
                     "cafile {}\ncertfile {}\nkeyfile {}\n",
@@ -242,7 +242,7 @@ fn unix_socket() {
     let sock_dir = tempfile::tempdir().unwrap();
     let sock = sock_dir.path().join("mqtt.sock");
     let sock_s = path(&sock).to_owned();
-    let _m = Mosquitto::start(
+    let _m = Broker::start(
         |_, port| {
             format!("per_listener_settings false\nallow_anonymous true\nlistener 0 {sock_s}\nlistener {port} 127.0.0.1\n")
         },

@@ -1,5 +1,5 @@
-//! Test harness: a mosquitto broker per test (own config, free loopback
-//! ports, killed by PID on drop), `midge pub` / `midge sub` run in-process
+//! Test harness: a broker per test (mosquitto with its own config, or
+//! midge; free loopback ports; killed by PID on drop), `midge pub` / `midge sub` run in-process
 //! through `run_pub_with` / `run_sub_with` with captured standard streams,
 //! a cuttable TCP proxy, and test certificates made with rcgen.
 //!
@@ -32,26 +32,84 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// One mosquitto process.
-pub struct Mosquitto {
+/// One broker process: mosquitto, or midge for [`Broker::plain`] when
+/// `CLIENT_TEST_BROKER=midge` (after `cargo build -p midge`).
+pub struct Broker {
     child: Child,
     pub dir: tempfile::TempDir,
     pub port: u16,
     log: PathBuf,
+    pub is_midge: bool,
 }
 
-impl Mosquitto {
-    /// A broker with one plain listener (anonymous allowed) on `port`.
-    pub fn plain() -> Mosquitto {
-        Mosquitto::start(
-            |_dir, port| format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
-            &[],
-        )
+impl Broker {
+    /// A broker with one plain listener (anonymous allowed). mosquitto's
+    /// queue limit is lifted: it drops QoS 1/2 messages past 1,000 queued
+    /// even for a connected subscriber that lags behind a fast publisher.
+    pub fn plain() -> Broker {
+        match std::env::var("CLIENT_TEST_BROKER").as_deref() {
+            Ok("midge") => Broker::midge(),
+            _ => {
+                Broker::start(
+                    |_dir, port| {
+                        format!("listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 0\n")
+                    },
+                    &[],
+                )
+            }
+        }
+    }
+
+    /// `target/debug/midge serve` on a free port, learnt from its stdout.
+    pub fn midge() -> Broker {
+        let exe = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/debug/midge");
+        assert!(
+            exe.exists(),
+            "{} missing: cargo build -p midge",
+            exe.display()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("midge.log");
+        let mut child = Command::new(&exe)
+            .args(["serve", "--mqtt", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(port) = line
+                    .strip_prefix("midge listening mqtt://127.0.0.1:")
+                    .and_then(|p| p.trim().parse::<u16>().ok())
+                {
+                    let _ = tx.send(port);
+                }
+            }
+        });
+        let mut b = Broker {
+            child,
+            dir,
+            port: 0,
+            log,
+            is_midge: true,
+        };
+        b.port = rx
+            .recv_timeout(Duration::from_secs(15))
+            .unwrap_or_else(|_| panic!("midge did not announce its port:\n{}", b.log()));
+        b
     }
 
     /// Starts mosquitto with the config made by `config(dir, port)`, and
     /// waits until `port` and every port of `more_ports` accept connections.
-    pub fn start(config: impl FnOnce(&Path, u16) -> String, more_ports: &[u16]) -> Mosquitto {
+    pub fn start(config: impl FnOnce(&Path, u16) -> String, more_ports: &[u16]) -> Broker {
         let exe = ["/usr/sbin/mosquitto", "/usr/bin/mosquitto"]
             .into_iter()
             .find(|p| Path::new(p).exists())
@@ -75,11 +133,12 @@ impl Mosquitto {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap();
-        let mut m = Mosquitto {
+        let mut m = Broker {
             child,
             dir,
             port,
             log,
+            is_midge: false,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         for p in std::iter::once(port).chain(more_ports.iter().copied()) {
@@ -112,7 +171,7 @@ impl Mosquitto {
     }
 }
 
-impl Drop for Mosquitto {
+impl Drop for Broker {
     fn drop(&mut self) {
         // Only the process this test started, by its handle (PID).
         let _ = self.child.kill();
