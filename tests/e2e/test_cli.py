@@ -18,6 +18,7 @@ import json
 import queue
 import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -48,21 +49,34 @@ def addr(broker) -> list[str]:
 
 
 class Proc:
-    """A running midge command; stderr lines are read into a queue."""
+    """A running midge command. stderr lines are read into a queue by a
+    thread; stdout too, into a buffer, unless `pump_stdout` is False (the test
+    then reads or hands over the pipe itself)."""
 
-    def __init__(self, args: list[str], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL):
+    def __init__(self, args: list[str], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                 pump_stdout: bool = True):
         self.proc = subprocess.Popen([midge_bin(), *args], stdin=stdin, stdout=stdout,
                                      stderr=subprocess.PIPE)
         self.err_lines: queue.Queue[str] = queue.Queue()
         self.err_all: list[str] = []
-        threading.Thread(target=self._pump, daemon=True).start()
+        self.out_chunks: list[bytes] = []
+        self._threads = [threading.Thread(target=self._pump_err, daemon=True)]
+        if pump_stdout and stdout is subprocess.PIPE:
+            self._threads.append(threading.Thread(target=self._pump_out, daemon=True))
+        for t in self._threads:
+            t.start()
 
-    def _pump(self):
+    def _pump_err(self):
         assert self.proc.stderr is not None
         for raw in self.proc.stderr:
             line = raw.decode(errors="replace")
             self.err_all.append(line)
             self.err_lines.put(line)
+
+    def _pump_out(self):
+        assert self.proc.stdout is not None
+        while chunk := self.proc.stdout.read1(65536):
+            self.out_chunks.append(chunk)
 
     def wait_stderr(self, needle: str, timeout: float = READY_TIMEOUT):
         deadline = time.monotonic() + timeout
@@ -81,11 +95,12 @@ class Proc:
         return self
 
     def finish(self, timeout: float = RUN_TIMEOUT) -> tuple[int, bytes]:
-        out = b""
-        if self.proc.stdout is not None:
-            out, _ = self.proc.communicate(timeout=timeout)
+        """Waits for the exit; returns the exit code and what stdout got."""
         rc = self.proc.wait(timeout=timeout)
-        return rc, out
+        # the process is gone: its pipes end, and the reader threads with them
+        for t in self._threads:
+            t.join(timeout=timeout)
+        return rc, b"".join(self.out_chunks)
 
     def stderr(self) -> str:
         return "".join(self.err_all)
@@ -123,7 +138,7 @@ def test_sub_piped_into_pub(broker, procs, clients):
     watcher = clients(broker)
     watcher.connect()
     watcher.subscribe("pipe/out", qos=1)
-    s = procs("sub", *addr(broker), "-t", "pipe/in", "-q", "1", "-C", "3", "-d")
+    s = procs("sub", *addr(broker), "-t", "pipe/in", "-q", "1", "-C", "3", "-d", pump_stdout=False)
     p = procs("pub", *addr(broker), "-t", "pipe/out", "-q", "1", "-l", stdin=s.proc.stdout,
               stdout=subprocess.DEVNULL)
     s.proc.stdout.close()  # the pub process holds the pipe now
@@ -134,8 +149,8 @@ def test_sub_piped_into_pub(broker, procs, clients):
         sender.publish("pipe/in", f"msg {i}".encode(), qos=1)
         # Forwarded one by one, before the next is sent: sub flushes per message.
         assert watcher.get().payload == f"msg {i}".encode()
-    assert s.proc.wait(timeout=RUN_TIMEOUT) == 0, s.stderr()
-    assert p.proc.wait(timeout=RUN_TIMEOUT) == 0, p.stderr()
+    assert s.finish()[0] == 0, s.stderr()
+    assert p.finish()[0] == 0, p.stderr()
 
 
 def test_stdin_lines_10000_at_qos_1_none_lost(broker_factory, procs, tmp_path):
@@ -217,6 +232,33 @@ def test_format_option_fields(broker, procs):
            "-D", "publish", "content-type", "ct", "-D", "publish", "user-property", "u", "v")
     rc, out = s.finish()
     assert (rc, out) == (0, b"fmt/x\t2\t0\t2\t4142\tct\tu:v\t%\t@\n"), s.stderr()
+
+
+def test_ctrl_c_disconnects_cleanly_without_will(broker, procs, clients):
+    watcher = clients(broker)
+    watcher.connect()
+    watcher.subscribe("cli/will", qos=1)
+    s = procs("sub", *addr(broker), "-t", "cli/idle", "-d", "--will-topic", "cli/will",
+              "--will-payload", "gone")
+    s.wait_subscribed()
+    s.proc.send_signal(signal.SIGINT)
+    rc, _ = s.finish()
+    assert rc == 0, s.stderr()
+    assert "sending DISCONNECT" in s.stderr()
+    watcher.expect_none(timeout=0.5)  # a normal DISCONNECT discards the will
+
+
+def test_closed_stdout_ends_quietly(broker, procs):
+    """`midge sub | head -1`: the reader leaves, midge sub exits 0 without noise."""
+    s = procs("sub", *addr(broker), "-t", "cli/head", "-q", "1", "-d", pump_stdout=False)
+    s.wait_subscribed()
+    pub_ok(*addr(broker), "-t", "cli/head", "-m", "first", "-q", "1")
+    assert s.proc.stdout.readline() == b"first\n"
+    s.proc.stdout.close()
+    pub_ok(*addr(broker), "-t", "cli/head", "-m", "second", "-q", "1")
+    rc, _ = s.finish()
+    assert rc == 0, s.stderr()
+    assert "Error" not in s.stderr()
 
 
 def test_exit_codes(broker):
