@@ -21,6 +21,7 @@
 //! over every grant. Mosquitto checks a user's lines before the patterns, so
 //! there a user's grant beats a pattern's deny; midge is stricter.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -124,6 +125,10 @@ enum Piece {
 struct Pattern {
     access: Access,
     pieces: Vec<Piece>,
+    /// What every topic (or filter) this pattern can reach starts with,
+    /// whoever the client is: checked before expanding, so that patterns
+    /// about other parts of the tree cost one comparison on the hot path.
+    prefix: String,
 }
 
 /// What a pattern becomes for one client.
@@ -161,7 +166,15 @@ impl Pattern {
         if !text.is_empty() {
             pieces.push(Piece::Text(text));
         }
-        Pattern { access, pieces }
+        let prefix = match pieces.first() {
+            Some(Piece::Text(t)) => literal_prefix(t).to_owned(),
+            _ => String::new(),
+        };
+        Pattern {
+            access,
+            pieces,
+            prefix,
+        }
     }
 
     fn expand(&self, client_id: &str, username: Option<&str>, buf: &mut String) -> Expansion {
@@ -280,7 +293,13 @@ impl Acl {
         if topic.starts_with("$SYS") || topic.starts_with("$share") {
             return false;
         }
-        self.check(client_id, username, topic, Want::Write, matches)
+        self.check(&Query {
+            client_id,
+            username,
+            subject: topic,
+            want: Want::Write,
+            hit: matches,
+        })
     }
 
     /// May the client subscribe to `filter`? Only if the whole filter lies
@@ -288,49 +307,55 @@ impl Acl {
     /// subscription that overlaps a denied area in part is accepted; the
     /// messages from that area are then held back by [`Acl::can_read`].
     pub fn can_subscribe(&self, client_id: &str, username: Option<&str>, filter: &str) -> bool {
-        self.check(
+        let subject = strip_shared(filter);
+        self.check(&Query {
             client_id,
             username,
-            strip_shared(filter),
-            Want::Read,
-            covers,
-        )
+            subject,
+            want: Want::Read,
+            hit: covers,
+        })
     }
 
     /// May the client receive a message published on `topic`?
     pub fn can_read(&self, client_id: &str, username: Option<&str>, topic: &str) -> bool {
-        self.check(client_id, username, topic, Want::Read, matches)
+        self.check(&Query {
+            client_id,
+            username,
+            subject: topic,
+            want: Want::Read,
+            hit: matches,
+        })
     }
 
     /// The one decision procedure: denies first (the client's `topic` lines,
     /// then patterns), then grants; nothing granted means refused.
-    /// `hit(acl_filter, subject)` is [`matches`] or [`covers`].
-    fn check(
-        &self,
-        client_id: &str,
-        username: Option<&str>,
-        subject: &str,
-        want: Want,
-        hit: fn(&str, &str) -> bool,
-    ) -> bool {
-        let rules = match username {
+    fn check(&self, q: &Query<'_>) -> bool {
+        let rules = match q.username {
             Some(name) => self.users.get(name),
             None => Some(&self.anonymous),
         };
         if let Some(rules) = rules {
-            if rules.deny.iter().any(|f| hit(f, subject)) {
+            if rules.deny.iter().any(|f| (q.hit)(f, q.subject)) {
                 return false;
             }
         }
-        let mut buf = String::new();
+        EXPANSION.with_borrow_mut(|buf| self.check_rest(q, rules, buf))
+    }
+
+    /// [`Acl::check`] after the client's own denies; `buf` holds expansions.
+    fn check_rest(&self, q: &Query<'_>, rules: Option<&Rules>, buf: &mut String) -> bool {
         for p in &self.pattern_deny {
-            match p.expand(client_id, username, &mut buf) {
+            if !q.subject.starts_with(&p.prefix) {
+                continue;
+            }
+            match p.expand(q.client_id, q.username, buf) {
                 Expansion::Skip => {}
                 // Fail closed: an identity that could widen a deny pattern
                 // into something else is denied outright.
                 Expansion::Unsafe => return false,
                 Expansion::Ready => {
-                    if hit(&buf, subject) {
+                    if (q.hit)(buf, q.subject) {
                         return false;
                     }
                 }
@@ -340,22 +365,51 @@ impl Acl {
             if rules
                 .allow
                 .iter()
-                .any(|(a, f)| a.grants(want) && hit(f, subject))
+                .any(|(a, f)| a.grants(q.want) && (q.hit)(f, q.subject))
             {
                 return true;
             }
         }
         for p in &self.pattern_allow {
-            if !p.access.grants(want) {
+            if !p.access.grants(q.want) || !q.subject.starts_with(&p.prefix) {
                 continue;
             }
-            if let Expansion::Ready = p.expand(client_id, username, &mut buf) {
-                if hit(&buf, subject) {
+            if let Expansion::Ready = p.expand(q.client_id, q.username, buf) {
+                if (q.hit)(buf, q.subject) {
                     return true;
                 }
             }
         }
         false
+    }
+}
+
+/// One question to the ACL.
+struct Query<'q> {
+    client_id: &'q str,
+    username: Option<&'q str>,
+    /// A topic name (publish, delivery) or a filter (subscribe).
+    subject: &'q str,
+    want: Want,
+    /// `hit(acl_filter, subject)`: [`matches`] or [`covers`].
+    hit: fn(&str, &str) -> bool,
+}
+
+thread_local! {
+    /// Where patterns are expanded: reused, so that a check on the delivery
+    /// path allocates nothing. Only `Acl::check` borrows it, never twice.
+    static EXPANSION: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// The part of a filter before its first wildcard, less the `/` before a
+/// `#` (since `a/#` also matches `a`): a prefix of everything it matches.
+fn literal_prefix(filter: &str) -> &str {
+    match filter.find(['+', '#']) {
+        Some(i) if filter[i..].starts_with('#') => {
+            filter[..i].strip_suffix('/').unwrap_or(&filter[..i])
+        }
+        Some(i) => &filter[..i],
+        None => filter,
     }
 }
 

@@ -287,3 +287,21 @@ fn parse_errors_name_the_line() {
     let err = Acl::load(Path::new("/nonexistent/x.acl")).expect_err("missing file");
     assert!(err.to_string().contains("/nonexistent/x.acl"), "{err}");
 }
+
+#[test]
+fn literal_prefix_is_a_prefix_of_every_match() {
+    assert_eq!(literal_prefix("devices/%c/x"), "devices/%c/x");
+    assert_eq!(literal_prefix("a/+/b"), "a/");
+    assert_eq!(literal_prefix("a/#"), "a");
+    assert_eq!(literal_prefix("#"), "");
+    assert_eq!(literal_prefix("+/x"), "");
+    // The pre-check must not hide matches at the edges.
+    let a = acl("pattern read a/#\npattern read b/+/%c\npattern deny %c/x\n");
+    assert!(a.can_read("c", None, "a"));
+    assert!(a.can_read("c", None, "a/deep/er"));
+    assert!(a.can_read("c", None, "b/any/c"));
+    assert!(a.can_subscribe("c", None, "a/#"));
+    assert!(a.can_subscribe("c", None, "a"));
+    assert!(a.can_subscribe("c", None, "b/+/c"));
+    assert!(!a.can_read("c", None, "c/x"));
+}

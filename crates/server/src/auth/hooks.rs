@@ -116,7 +116,7 @@ impl AuthHooks {
         tracing::warn!(
             client_id = req.client_id,
             username = user,
-            remote = ?req.info.remote_addr,
+            remote = req.info.remote_addr.map(tracing::field::display),
             listener = %req.info.listener,
             "authentication failed: bad username or password"
         );
@@ -155,7 +155,7 @@ impl Hooks for AuthHooks {
             None => {
                 tracing::warn!(
                     client_id = req.client_id,
-                    remote = ?req.info.remote_addr,
+                    remote = req.info.remote_addr.map(tracing::field::display),
                     listener = %req.info.listener,
                     "connection refused: no username and anonymous access is off"
                 );

@@ -10,23 +10,46 @@
 /// A topic starting with `$` is matched only by a filter starting with `$`
 /// (MQTT 4.7.2, and Mosquitto's ACL rule), so `#` never grants `$SYS`.
 pub fn matches(filter: &str, topic: &str) -> bool {
-    if topic.starts_with('$') != filter.starts_with('$') {
+    // Byte by byte rather than with `split`: this runs once per delivery.
+    // Valid filters are assumed (`#` alone and last, `+` alone in a level).
+    let (f, t) = (filter.as_bytes(), topic.as_bytes());
+    if t.first() == Some(&b'$') && f.first() != Some(&b'$') {
         return false;
     }
-    let mut f = filter.split('/');
-    let mut t = topic.split('/');
+    let (mut i, mut j) = (0, 0);
     loop {
-        match (f.next(), t.next()) {
-            // `a/#` matches `a` as well as everything below it.
-            (Some("#"), _) => return true,
-            (Some("+"), Some(_)) => {}
-            (Some(fl), Some(tl)) => {
-                if fl != tl {
+        // Here `i` and `j` are at the start of a level.
+        match f.get(i) {
+            Some(b'#') => return true,
+            Some(b'+') => {
+                i += 1;
+                while j < t.len() && t[j] != b'/' {
+                    j += 1;
+                }
+            }
+            _ => {
+                while i < f.len() && f[i] != b'/' {
+                    if t.get(j) != Some(&f[i]) {
+                        return false;
+                    }
+                    i += 1;
+                    j += 1;
+                }
+                if j < t.len() && t[j] != b'/' {
                     return false;
                 }
             }
-            (None, None) => return true,
-            (Some(_), None) | (None, Some(_)) => return false,
+        }
+        // Both levels ended: at a '/' or at the end.
+        match (i < f.len(), j < t.len()) {
+            (true, true) => {
+                i += 1;
+                j += 1;
+            }
+            (false, false) => return true,
+            // The topic ended: only a trailing `/#` still matches (`a/#` matches `a`).
+            (true, false) => return &f[i..] == b"/#",
+            (false, true) => return false,
         }
     }
 }
@@ -139,6 +162,77 @@ mod tests {
         ];
         for (f, t) in no {
             assert!(!matches(f, t), "{f} should not match {t}");
+        }
+    }
+
+    /// The obvious level-by-level definition, to check the byte matcher.
+    fn reference_matches(filter: &str, topic: &str) -> bool {
+        if topic.starts_with('$') != filter.starts_with('$') {
+            return false;
+        }
+        let f: Vec<&str> = filter.split('/').collect();
+        let t: Vec<&str> = topic.split('/').collect();
+        for (k, level) in f.iter().enumerate() {
+            match *level {
+                "#" => return true,
+                "+" if k < t.len() => {}
+                l if t.get(k) == Some(&l) => {}
+                _ => return false,
+            }
+        }
+        f.len() == t.len()
+    }
+
+    /// Every valid filter and topic of up to three levels over a small
+    /// alphabet: the fast matcher agrees with the reference, and a filter
+    /// that covers another matches at least what the other matches.
+    #[test]
+    fn matcher_agrees_with_reference_exhaustively() {
+        fn build(levels: &[&str], depth: usize) -> Vec<String> {
+            let mut out: Vec<String> = levels.iter().map(|l| l.to_string()).collect();
+            let mut last = out.clone();
+            for _ in 1..depth {
+                let mut next = Vec::new();
+                for prefix in &last {
+                    for l in levels {
+                        next.push(format!("{prefix}/{l}"));
+                    }
+                }
+                out.extend(next.iter().cloned());
+                last = next;
+            }
+            out
+        }
+        let filters: Vec<String> = build(&["a", "b", "", "+", "#", "$s", "ab"], 3)
+            .into_iter()
+            .filter(|f| validate_filter(f).is_ok())
+            .collect();
+        let topics: Vec<String> = build(&["a", "b", "", "$s", "ab"], 3)
+            .into_iter()
+            .filter(|t| !t.is_empty())
+            .collect();
+        let mut compared = 0;
+        for f in &filters {
+            for t in &topics {
+                assert_eq!(
+                    matches(f, t),
+                    reference_matches(f, t),
+                    "filter {f:?} topic {t:?}"
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared > 40_000, "{compared}");
+        for outer in &filters {
+            for inner in &filters {
+                if covers(outer, inner) {
+                    for t in &topics {
+                        if matches(inner, t) {
+                            assert!(matches(outer, t), "{outer} covers {inner} but misses {t}");
+                        }
+                    }
+                }
+            }
         }
     }
 
