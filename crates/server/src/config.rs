@@ -65,6 +65,14 @@ pub struct ListenerConfig {
     /// Refuse TLS clients without a valid certificate.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_certificate: bool,
+    /// Open connections on this listener; 0 = unlimited. Over it, new
+    /// sockets are closed at accept.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub max_connections: usize,
+}
+
+fn is_zero(v: &usize) -> bool {
+    *v == 0
 }
 
 impl ListenerConfig {
@@ -77,6 +85,7 @@ impl ListenerConfig {
             key: None,
             cafile: None,
             require_certificate: false,
+            max_connections: 0,
         }
     }
 
@@ -176,6 +185,11 @@ pub struct Limits {
     pub max_topic_alias: u16,
     /// Concurrent connections over all listeners; 0 means no limit.
     pub max_connections: usize,
+    /// New connections per second accepted from one source address;
+    /// 0 = unlimited. Over it, sockets are closed at accept.
+    pub max_connection_rate: u32,
+    /// Connections one source may open at once before the rate applies.
+    pub connection_rate_burst: u32,
     /// Seconds a new connection has to send CONNECT.
     pub connect_timeout_secs: u64,
     /// Largest keep alive accepted, in seconds; 0 means no cap.
@@ -195,6 +209,8 @@ impl Default for Limits {
             max_topic_levels: b.max_topic_levels,
             max_topic_alias: b.max_topic_alias,
             max_connections: b.max_connections,
+            max_connection_rate: 0,
+            connection_rate_burst: 100,
             connect_timeout_secs: b.connect_timeout.as_secs(),
             max_keepalive: b.max_keepalive,
             max_session_expiry: b.max_session_expiry,

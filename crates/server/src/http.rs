@@ -22,6 +22,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::gate::Gate;
 use crate::tls::TlsAcceptorHandle;
 use crate::ws::{offers_mqtt, WsIo, MQTT_SUBPROTOCOLS};
 
@@ -115,6 +116,8 @@ fn upgrade(ws: WebSocketUpgrade, state: HttpState, remote: Option<SocketAddr>) -
 /// Accepts HTTP (or, with `tls`, HTTPS) connections until `shutdown`.
 pub async fn serve_http(
     listener: TcpListener,
+    name: Arc<str>,
+    gate: Arc<Gate>,
     router: Router,
     tls: Option<TlsAcceptorHandle>,
     shutdown: CancellationToken,
@@ -132,11 +135,15 @@ pub async fn serve_http(
                 }
             },
         };
+        let Ok(permit) = crate::listener::admit(&gate, &name, remote) else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let tls = tls.clone();
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
+            let _permit = permit;
             let service = router.layer(axum::Extension(ConnectInfo(remote)));
             let service = TowerToHyperService::new(service.into_service());
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod gate;
 pub mod http;
 mod listener;
 pub mod tls;
@@ -137,11 +138,17 @@ impl Server {
                 None => None,
             };
             let token = shutdown.child_token();
+            let gate = gate::Gate::new(
+                l.max_connections,
+                config.limits.max_connection_rate,
+                config.limits.connection_rate_burst,
+            );
             match (l.kind, tls) {
                 (ListenerKind::Mqtt, _) => {
                     tracker.spawn(serve_tcp(
                         socket,
                         name.clone(),
+                        gate,
                         broker.clone(),
                         token,
                         tracker.clone(),
@@ -152,6 +159,7 @@ impl Server {
                         socket,
                         tls,
                         name.clone(),
+                        gate,
                         broker.clone(),
                         token,
                         tracker.clone(),
@@ -171,6 +179,8 @@ impl Server {
                     };
                     tracker.spawn(http::serve_http(
                         socket,
+                        name.clone(),
+                        gate,
                         http::router(state),
                         tls,
                         token,

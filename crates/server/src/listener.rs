@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::gate::{Gate, Permit, Refusal};
 use crate::tls::TlsAcceptorHandle;
 
 /// Accepts connections on `listener` until `shutdown` is cancelled, running
@@ -16,6 +17,7 @@ use crate::tls::TlsAcceptorHandle;
 pub async fn serve_tcp(
     listener: TcpListener,
     name: Arc<str>,
+    gate: Arc<Gate>,
     broker: Broker,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -27,6 +29,9 @@ pub async fn serve_tcp(
         };
         match accepted {
             Ok((stream, remote)) => {
+                let Ok(permit) = admit(&gate, &name, remote) else {
+                    continue;
+                };
                 // Small MQTT packets must leave at once; the connection
                 // batches writes itself, so Nagle only adds latency.
                 if let Err(e) = stream.set_nodelay(true) {
@@ -38,7 +43,10 @@ pub async fn serve_tcp(
                     transport: Transport::Tcp,
                 };
                 let broker = broker.clone();
-                tracker.spawn(async move { broker.handle_connection(stream, info).await });
+                tracker.spawn(async move {
+                    broker.handle_connection(stream, info).await;
+                    drop(permit);
+                });
             }
             Err(e) => {
                 // Running out of file descriptors (EMFILE) or a connection
@@ -61,6 +69,7 @@ pub async fn serve_tls(
     listener: TcpListener,
     tls: TlsAcceptorHandle,
     name: Arc<str>,
+    gate: Arc<Gate>,
     broker: Broker,
     shutdown: CancellationToken,
     tracker: TaskTracker,
@@ -80,9 +89,13 @@ pub async fn serve_tls(
                 continue;
             }
         };
+        let Ok(permit) = admit(&gate, &name, remote) else {
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let (tls, broker, name) = (tls.clone(), broker.clone(), name.clone());
         tracker.spawn(async move {
+            let _permit = permit;
             // Bound the handshake like CONNECT: an idle socket must not
             // hold a task forever.
             let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
@@ -104,6 +117,21 @@ pub async fn serve_tls(
             broker.handle_connection(stream, info).await
         });
     }
+}
+
+/// Asks the listener's gate; a refused socket is dropped (closed) by the
+/// caller without reading from it.
+pub(crate) fn admit(
+    gate: &Arc<Gate>,
+    name: &str,
+    remote: std::net::SocketAddr,
+) -> Result<Permit, Refusal> {
+    gate.admit(remote.ip(), std::time::Instant::now())
+        .inspect_err(|why| {
+            // Debug level: a flood must not turn into a flood of log lines; the
+            // count is kept by the gate.
+            tracing::debug!(listener = name, %remote, ?why, "connection refused at accept");
+        })
 }
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
