@@ -251,16 +251,25 @@ impl Client {
         if p.retain && !cfg.retain_available {
             return Err(Exit::error(ReasonCode::RetainNotSupported));
         }
-        let allowed = self
+        let mut allowed = self
             .broker
             .inner
             .hooks
             .authorize_publish(&self.client_ref(), &topic);
-        let denied = if self.v5() {
+        let mut denied = if self.v5() {
             ReasonCode::NotAuthorized
         } else {
             ReasonCode::Success
         };
+        if allowed
+            && p.properties.payload_format_indicator == Some(1)
+            && std::str::from_utf8(&p.payload).is_err()
+        {
+            // The publisher promised UTF-8 and broke it: not forwarded
+            // [MQTT-3.3.2-4], answered 0x99 (QoS 1/2).
+            allowed = false;
+            denied = ReasonCode::PayloadFormatInvalid;
+        }
         match p.qos {
             QoS::AtMostOnce => {
                 if allowed {

@@ -429,3 +429,28 @@ async fn subscription_identifier_from_client_is_protocol_error() {
         "{got:?}"
     );
 }
+
+#[tokio::test]
+async fn payload_format_indicator_checked() {
+    let b = start(BrokerConfig::default()).await;
+    let (mut s, _) = Raw::connect(b.addr, Protocol::V5, "pfis", true).await;
+    s.subscribe(1, "pfi", QoS::AtMostOnce).await;
+    let (mut p, _) = Raw::connect(b.addr, Protocol::V5, "pfip", true).await;
+    let mut m = publish("pfi", b"\xff\xfe", QoS::AtLeastOnce, false, 1);
+    m.properties.payload_format_indicator = Some(1);
+    p.send(&Packet::Publish(m)).await;
+    assert!(
+        matches!(p.recv().await, Some(Packet::PubAck(r)) if r.reason == ReasonCode::PayloadFormatInvalid)
+    );
+    let mut m = publish(
+        "pfi",
+        "ünïcode".as_bytes().to_vec().leak(),
+        QoS::AtLeastOnce,
+        false,
+        2,
+    );
+    m.properties.payload_format_indicator = Some(1);
+    p.send(&Packet::Publish(m)).await;
+    assert!(matches!(p.recv().await, Some(Packet::PubAck(r)) if r.reason == ReasonCode::Success));
+    assert_eq!(&s.recv_publish().await.payload[..], "ünïcode".as_bytes());
+}
