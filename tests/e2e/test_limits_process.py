@@ -100,6 +100,17 @@ def test_signal_exits_zero(broker_factory, clients, sig):
 
 
 @pytest.mark.midge_only
+def test_sigterm_right_after_listening_line_exits_zero(broker_factory):
+    # the listening line promises a running broker: a SIGTERM sent at once
+    # must already be handled (exit 0), not kill the process (-15)
+    codes = []
+    for _ in range(5):
+        b = broker_factory()
+        codes.append(b.stop())
+    assert codes == [0] * 5
+
+
+@pytest.mark.midge_only
 @pytest.mark.parametrize("args", [["--max-packet-size", "abc"], ["--mqtt", "not-an-address"],
                                   ["--no-such-flag"]])
 def test_bad_flags_fail_fast(tmp_path, args):

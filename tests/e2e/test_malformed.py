@@ -42,7 +42,6 @@ def _cases(v):
         ("unsubscribe-filter-bad-utf8", bytes([0xA2]) + r.unsubscribe(1, ["a/\u0100"], v)[1:]
          .replace("a/\u0100".encode(), b"a/\xc4\x00"), BAD),  # [MQTT-3.10.3-1]
         ("topic-empty", pub(""), BAD),  # [MQTT-4.7.3-1]
-        ("subscribe-empty-filter", r.subscribe(1, [("", 0)], version=v), BAD),  # [MQTT-4.7.3-1]
         ("subscribe-reserved-option-bits", r.subscribe(1, [("a", 0x40 if v == 5 else 0x04)], version=v),
          BAD),  # [MQTT-3-8.3-4] / [MQTT-3.8.3-5]
         ("disconnect-flags", b"\xe1\x00", BAD),  # [MQTT-3.14.1-1]

@@ -149,6 +149,8 @@ def test_topic_alias_over_maximum(broker, raw_clients):
     c = raw_clients(broker)
     _, _, cap = c.connect(version=5, client_id="alias-max")
     too_big = cap.get(r.P_TOPIC_ALIAS_MAXIMUM, 0) + 1
+    if too_big > 0xFFFF:
+        pytest.skip("the server accepts every alias a Two Byte Integer can hold")
     c.send(r.publish("t", b"x", qos=0, version=5, props=r.properties((r.P_TOPIC_ALIAS, too_big))))
     pkts = c.wait_closed()
     assert all(p.type == r.DISCONNECT and p.reason() == 0x94 for p in pkts), pkts
