@@ -14,6 +14,9 @@ use std::sync::Arc;
 use midge_proto::topic;
 use midge_proto::QoS;
 
+mod sublist;
+use sublist::SubList;
+
 type Map<K, V> = HashMap<K, V, ahash::RandomState>;
 
 /// The options of one subscription that matter when routing.
@@ -41,7 +44,7 @@ struct SharedGroup<T> {
     /// The whole `$share/{group}/{filter}` string, to find the group again
     /// when an unacknowledged message must go to another member.
     full: Arc<str>,
-    members: Vec<Entry<T>>,
+    members: SubList<T>,
     /// Round-robin cursor; atomic so that picking needs only a read lock.
     next: AtomicUsize,
 }
@@ -51,7 +54,7 @@ struct Node<T> {
     children: Map<Box<str>, Node<T>>,
     plus: Option<Box<Node<T>>>,
     hash: Option<Box<Node<T>>>,
-    subs: Vec<Entry<T>>,
+    subs: SubList<T>,
     shared: Vec<SharedGroup<T>>,
 }
 
@@ -61,7 +64,7 @@ impl<T> Default for Node<T> {
             children: Map::default(),
             plus: None,
             hash: None,
-            subs: Vec::new(),
+            subs: SubList::default(),
             shared: Vec::new(),
         }
     }
@@ -154,7 +157,7 @@ impl<T: Clone> Index<T> {
                         node.shared.push(SharedGroup {
                             name: Box::from(g),
                             full: Arc::from(filter),
-                            members: Vec::new(),
+                            members: SubList::default(),
                             next: AtomicUsize::new(0),
                         });
                         node.shared.len() - 1
@@ -163,17 +166,11 @@ impl<T: Clone> Index<T> {
                 &mut node.shared[pos].members
             }
         };
-        match list.iter_mut().find(|e| e.key == key) {
-            Some(e) => {
-                *e = entry;
-                false
-            }
-            None => {
-                list.push(entry);
-                self.len += 1;
-                true
-            }
+        let new = list.upsert(entry);
+        if new {
+            self.len += 1;
         }
+        new
     }
 
     /// Removes the subscription of `key` to `filter`. Returns true if it
@@ -199,10 +196,9 @@ impl<T: Clone> Index<T> {
                     None => return false,
                 },
             };
-            let Some(pos) = list.iter().position(|e| e.key == key) else {
+            if !list.remove(key) {
                 return false;
-            };
-            list.swap_remove(pos);
+            }
             node.shared.retain(|s| !s.members.is_empty());
             return true;
         };
@@ -247,7 +243,7 @@ impl<T: Clone> Index<T> {
         self.collect(&self.root, Some(topic), true, dollar, out, &online);
         // Plain matches first, sorted by key so that overlapping filters of
         // one client are adjacent; the result is small and mostly sorted.
-        out[start..].sort_by_key(|m| (m.share.is_some(), m.key));
+        out[start..].sort_unstable_by_key(|m| (m.share.is_some(), m.key));
     }
 
     fn collect(
@@ -284,7 +280,7 @@ impl<T: Clone> Index<T> {
     }
 
     fn emit(node: &Node<T>, out: &mut Vec<Match<T>>, online: &impl Fn(&T) -> bool) {
-        for e in &node.subs {
+        for e in node.subs.as_slice() {
             out.push(Match {
                 key: e.key,
                 value: e.value.clone(),
@@ -309,13 +305,14 @@ impl<T: Clone> Index<T> {
         exclude: Option<u64>,
         online: &impl Fn(&T) -> bool,
     ) -> Option<&'a Entry<T>> {
-        let n = g.members.len();
+        let members = g.members.as_slice();
+        let n = members.len();
         if n == 0 {
             return None;
         }
         let start = g.next.fetch_add(1, Ordering::Relaxed) % n;
         let candidates = (0..n)
-            .map(|i| &g.members[(start + i) % n])
+            .map(|i| &members[(start + i) % n])
             .filter(|e| Some(e.key) != exclude);
         let mut fallback = None;
         for e in candidates {

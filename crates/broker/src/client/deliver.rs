@@ -1,0 +1,121 @@
+//! Outbound: messages the session queued for this client become PUBLISH
+//! packets (in-flight window, expiry, the client's Maximum Packet Size),
+//! and what was in flight is sent again after a reconnect.
+
+use std::time::Instant;
+
+use bytes::BytesMut;
+use midge_proto::{encoded_len, Packet, Properties, PubResp, Publish};
+
+use super::{Client, Exit};
+use crate::event::DropReason;
+use crate::session::{Delivery, Outgoing};
+
+/// Most queued messages taken per session lock.
+const DRAIN_BATCH: usize = 64;
+
+impl Client {
+    /// Whether this connection still owns its session (not taken over).
+    fn owns(&self, s: &crate::session::SessionState) -> bool {
+        s.owner.as_ref().is_some_and(|o| o.conn_id == self.conn_id)
+    }
+
+    /// Sends again what was in flight when the session was last connected
+    /// (PUBLISH with DUP, PUBREL), right after CONNACK.
+    pub fn resend_inflight(&mut self, now: Instant, out: &mut BytesMut) -> Result<(), Exit> {
+        let again = {
+            let st = self.session.state.lock();
+            if !self.owns(&st) {
+                return Ok(());
+            }
+            st.outbound.resend()
+        };
+        self.pending = again;
+        self.write_pending(now, out)
+    }
+
+    /// Moves queued messages the in-flight window allows into `out`, up to
+    /// `limit` bytes. Returns true if more may be ready.
+    pub fn drain(&mut self, now: Instant, out: &mut BytesMut, limit: usize) -> Result<bool, Exit> {
+        let mut more = false;
+        while out.len() < limit {
+            let expired = {
+                let mut st = self.session.state.lock();
+                if !self.owns(&st) {
+                    return Ok(false);
+                }
+                for _ in 0..DRAIN_BATCH {
+                    match st.outbound.next(self.quota, now) {
+                        Some(o) => self.pending.push(o),
+                        None => break,
+                    }
+                }
+                std::mem::take(&mut st.outbound.expired)
+            };
+            for _ in 0..expired {
+                self.broker
+                    .inner
+                    .note_drop(&self.client_id, DropReason::Expired);
+            }
+            let got = self.pending.len();
+            self.write_pending(now, out)?;
+            if got < DRAIN_BATCH {
+                return Ok(false);
+            }
+            more = true;
+        }
+        Ok(more)
+    }
+
+    fn write_pending(&mut self, now: Instant, out: &mut BytesMut) -> Result<(), Exit> {
+        let pending = std::mem::take(&mut self.pending);
+        for o in &pending {
+            match o {
+                Outgoing::PubRel(pkid) => self.send(&Packet::PubRel(PubResp::new(*pkid)), out)?,
+                Outgoing::Publish {
+                    pkid,
+                    dup,
+                    delivery,
+                } => {
+                    let p = self.publish_packet(delivery, *pkid, *dup, now);
+                    if self.max_out != usize::MAX && encoded_len(&p, self.protocol) > self.max_out {
+                        // Too large for this client [MQTT-3.1.2-25]: dropped.
+                        if *pkid != 0 {
+                            self.session.state.lock().outbound.abandon(*pkid);
+                        }
+                        self.broker
+                            .inner
+                            .note_drop(&self.client_id, DropReason::TooLarge);
+                        continue;
+                    }
+                    self.send(&p, out)?;
+                    self.tally.publish_sent += 1;
+                }
+            }
+        }
+        let mut pending = pending;
+        pending.clear();
+        self.pending = pending;
+        Ok(())
+    }
+
+    fn publish_packet(&self, d: &Delivery, pkid: u16, dup: bool, now: Instant) -> Packet {
+        let properties = if self.v5() {
+            let mut p = d.msg.properties.clone();
+            p.subscription_identifiers.clone_from(&d.sub_ids);
+            p.message_expiry_interval = d.msg.remaining_expiry(now);
+            p
+        } else {
+            Properties::default()
+        };
+        Packet::Publish(Publish {
+            dup,
+            qos: d.qos,
+            retain: d.retain,
+            topic: d.msg.topic.clone(),
+            pkid,
+            payload: d.msg.payload.clone(),
+            properties,
+        })
+    }
+}

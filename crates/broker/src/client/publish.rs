@@ -1,0 +1,113 @@
+//! Inbound PUBLISH: topic alias, topic and QoS checks, authorization,
+//! the QoS 1/2 acknowledgements and routing.
+
+use std::time::Instant;
+
+use bytes::BytesMut;
+use midge_proto::{topic, Packet, PubResp, Publish, QoS, ReasonCode};
+
+use super::{Client, Exit};
+use crate::message::Message;
+use crate::session::Qos2Publish;
+
+impl Client {
+    pub(super) fn on_publish(&mut self, p: Publish, out: &mut BytesMut) -> Result<(), Exit> {
+        self.tally.publish_received += 1;
+        let cfg = self.broker.config();
+        if !p.properties.subscription_identifiers.is_empty() {
+            // Only the server sends those [MQTT-3.3.4-6].
+            return Err(Exit::error(ReasonCode::ProtocolError));
+        }
+        let topic = if self.v5() {
+            self.aliases
+                .resolve(&p.topic, p.properties.topic_alias)
+                .map_err(Exit::error)?
+        } else {
+            p.topic.clone()
+        };
+        if topic::validate_name_with_limit(&topic, cfg.max_topic_levels).is_err() {
+            return Err(Exit::error(ReasonCode::TopicNameInvalid));
+        }
+        if p.qos > cfg.maximum_qos {
+            return Err(Exit::error(ReasonCode::QoSNotSupported));
+        }
+        if p.retain && !cfg.retain_available {
+            return Err(Exit::error(ReasonCode::RetainNotSupported));
+        }
+        let mut allowed = self
+            .broker
+            .inner
+            .hooks
+            .authorize_publish(&self.client_ref(), &topic);
+        let mut denied = if self.v5() {
+            ReasonCode::NotAuthorized
+        } else {
+            ReasonCode::Success
+        };
+        if allowed
+            && p.properties.payload_format_indicator == Some(1)
+            && std::str::from_utf8(&p.payload).is_err()
+        {
+            // The publisher promised UTF-8 and broke it: not forwarded
+            // [MQTT-3.3.2-4], answered 0x99 (QoS 1/2).
+            allowed = false;
+            denied = ReasonCode::PayloadFormatInvalid;
+        }
+        match p.qos {
+            QoS::AtMostOnce => {
+                if allowed {
+                    self.route(p, topic);
+                }
+                Ok(())
+            }
+            QoS::AtLeastOnce => {
+                let pkid = p.pkid;
+                if allowed {
+                    self.route(p, topic);
+                }
+                let mut ack = PubResp::new(pkid);
+                if !allowed {
+                    ack.reason = denied;
+                }
+                self.send(&Packet::PubAck(ack), out)
+            }
+            QoS::ExactlyOnce => {
+                let pkid = p.pkid;
+                let mut rec = PubResp::new(pkid);
+                if !allowed {
+                    rec.reason = denied;
+                    return self.send(&Packet::PubRec(rec), out);
+                }
+                let state = self
+                    .session
+                    .state
+                    .lock()
+                    .inbound
+                    .publish(pkid, cfg.receive_maximum.max(1));
+                match state {
+                    Qos2Publish::New => self.route(p, topic),
+                    Qos2Publish::Duplicate => {}
+                    Qos2Publish::ReceiveMaximumExceeded => {
+                        return Err(Exit::error(ReasonCode::ReceiveMaximumExceeded))
+                    }
+                }
+                self.send(&Packet::PubRec(rec), out)
+            }
+        }
+    }
+
+    fn route(&mut self, p: Publish, topic: bytestring::ByteString) {
+        let mut properties = p.properties;
+        properties.topic_alias = None;
+        let msg = Message {
+            topic,
+            payload: p.payload,
+            qos: p.qos,
+            retain: p.retain,
+            properties,
+            publisher: Some(self.client_id.clone()),
+            received_at: Instant::now(),
+        };
+        self.broker.inner.dispatch(msg, &mut self.scratch);
+    }
+}

@@ -1,0 +1,111 @@
+//! SUBSCRIBE and UNSUBSCRIBE: per-filter checks and codes, index updates,
+//! retained messages for new subscriptions.
+
+use bytes::BytesMut;
+use midge_proto::{
+    topic, Packet, Properties, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe,
+};
+
+use super::{Client, Exit};
+use crate::event::Event;
+
+impl Client {
+    pub(super) fn on_subscribe(&mut self, s: Subscribe, out: &mut BytesMut) -> Result<(), Exit> {
+        let cfg = self.broker.config();
+        let v5 = self.v5();
+        let id = s.properties.subscription_identifiers.first().copied();
+        let fail = |code: ReasonCode| {
+            if v5 {
+                code
+            } else {
+                ReasonCode::UnspecifiedError
+            }
+        };
+        let mut reasons = Vec::with_capacity(s.filters.len());
+        let mut granted_subs = Vec::new();
+        for sub in s.filters {
+            let f = &sub.filter;
+            if topic::validate_filter_with_limit(f, cfg.max_topic_levels).is_err() {
+                reasons.push(fail(ReasonCode::TopicFilterInvalid));
+                continue;
+            }
+            let shared = topic::parse_shared(f).is_some();
+            if shared && sub.options.no_local && v5 {
+                return Err(Exit::error(ReasonCode::ProtocolError));
+            }
+            if !self
+                .broker
+                .inner
+                .hooks
+                .authorize_subscribe(&self.client_ref(), f)
+            {
+                reasons.push(fail(ReasonCode::NotAuthorized));
+                continue;
+            }
+            let mut options = sub.options;
+            options.qos = options.qos.min(cfg.maximum_qos);
+            if !v5 {
+                options.no_local = false;
+                options.retain_as_published = false;
+                options.retain_handling = Default::default();
+            }
+            let sub_id = if v5 { id } else { None };
+            let is_new = self
+                .broker
+                .inner
+                .subscribe(&self.session, f, options, sub_id);
+            reasons.push(ReasonCode::granted(options.qos));
+            self.broker.inner.emit(|| Event::Subscribed {
+                client_id: self.client_id.clone(),
+                filter: f.clone(),
+                qos: options.qos,
+            });
+            granted_subs.push((sub.filter, options, sub_id, is_new));
+        }
+        let ack = SubAck {
+            pkid: s.pkid,
+            reasons,
+            properties: Properties::default(),
+        };
+        self.send(&Packet::SubAck(ack), out)?;
+        // Retained messages follow the SUBACK through the session queue, so
+        // flow control and ordering apply to them too.
+        for (filter, options, sub_id, is_new) in granted_subs {
+            self.broker
+                .inner
+                .send_retained(&self.session, &filter, options, sub_id, is_new);
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_unsubscribe(
+        &mut self,
+        u: Unsubscribe,
+        out: &mut BytesMut,
+    ) -> Result<(), Exit> {
+        let mut reasons = Vec::with_capacity(u.filters.len());
+        for f in u.filters {
+            let existed = self.broker.inner.unsubscribe(&self.session, &f);
+            reasons.push(if existed {
+                ReasonCode::Success
+            } else {
+                ReasonCode::NoSubscriptionExisted
+            });
+            if existed {
+                self.broker.inner.emit(|| Event::Unsubscribed {
+                    client_id: self.client_id.clone(),
+                    filter: f.clone(),
+                });
+            }
+        }
+        if !self.v5() {
+            reasons.clear();
+        }
+        let ack = UnsubAck {
+            pkid: u.pkid,
+            reasons,
+            properties: Properties::default(),
+        };
+        self.send(&Packet::UnsubAck(ack), out)
+    }
+}
