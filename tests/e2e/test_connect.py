@@ -251,6 +251,7 @@ def test_v5_takeover_sends_0x8e(broker, clients):
     b = clients(broker, client_id="dup-5", protocol=V5)
     b.connect()
     assert a.wait_disconnected() == 0x8E  # Session taken over
+    assert "SessionExpiryInterval" not in a.disconnect_properties  # [MQTT-3.14.2-2]
 
 
 def test_v5_takeover_keeps_session(broker, clients):

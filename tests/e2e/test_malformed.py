@@ -108,6 +108,10 @@ def _run(broker, raw_clients, witness, version, case):
     else:
         for d in disconnects:
             assert d.reason() in allowed, f"{name}: DISCONNECT reason {d.reason():#x}, allowed {allowed}"
+            if len(d.body) > 1:
+                plist, _ = r.parse_properties(d.body, 1)
+                # [MQTT-3.14.2-2]: the server never sends Session Expiry Interval on DISCONNECT
+                assert r.P_SESSION_EXPIRY not in dict(plist), d
     witness(f"after {name}")
     return disconnects
 

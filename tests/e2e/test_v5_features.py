@@ -135,6 +135,24 @@ def test_topic_alias_remap(broker, clients, raw_clients):
         ("remap/a", b"1"), ("remap/b", b"2"), ("remap/b", b"3")]
 
 
+def test_topic_alias_does_not_survive_reconnect(broker, clients, raw_clients):
+    # [MQTT-3.3.2-7]: alias mappings end with the network connection
+    cid = "alias-session"
+    sess = r.properties((r.P_SESSION_EXPIRY, 300))
+    c = raw_clients(broker)
+    c.connect(version=5, client_id=cid, clean=False, props=sess)
+    c.send(r.publish("alias/kept?", b"1", qos=1, pid=1, version=5, props=r.properties((r.P_TOPIC_ALIAS, 1))))
+    c.expect(r.PUBACK)
+    c.send(r.disconnect(5))
+    c.wait_closed()
+    c2 = raw_clients(broker)
+    present, _, _ = c2.connect(version=5, client_id=cid, clean=False, props=sess)
+    assert present
+    c2.send(r.publish("", b"2", qos=0, version=5, props=r.properties((r.P_TOPIC_ALIAS, 1))))
+    pkts = c2.wait_closed()
+    assert all(p.type == r.DISCONNECT and p.reason() == 0x82 for p in pkts), pkts
+
+
 def test_unknown_topic_alias_is_protocol_error(broker, raw_clients):
     # [MQTT-3.3.4-?]/4.13: empty topic with an alias never set -> DISCONNECT 0x82, close
     c = raw_clients(broker)
