@@ -93,13 +93,22 @@ impl SeqTracker {
     /// Messages of the `sent` the publisher sent (sequence numbers
     /// `0..sent`) that never arrived.
     pub fn lost(&self, sent: u64) -> u64 {
-        let skipped: u64 = self
+        let (gaps, tail) = self.lost_split(sent);
+        gaps + tail
+    }
+
+    /// [`lost`](Self::lost) in two parts: messages skipped (a later one
+    /// arrived, so the broker dropped them, on an ordered stream) and the
+    /// tail after the last arrival (dropped, or still queued when the run
+    /// ended).
+    pub fn lost_split(&self, sent: u64) -> (u64, u64) {
+        let gaps: u64 = self
             .missing
             .iter()
             .filter(|(s, _)| **s < sent)
             .map(|(s, e)| (*e).min(sent) - s)
             .sum();
-        skipped + sent.saturating_sub(self.next)
+        (gaps, sent.saturating_sub(self.next))
     }
 }
 
@@ -137,7 +146,9 @@ impl Streams {
                     t.unique += tr.unique();
                     t.duplicates += tr.duplicates();
                     t.out_of_order += tr.out_of_order();
-                    t.lost += tr.lost(sent_p);
+                    let (gaps, tail) = tr.lost_split(sent_p);
+                    t.lost += gaps + tail;
+                    t.lost_in_gaps += gaps;
                 }
                 None => t.lost += sent_p,
             }
@@ -154,6 +165,8 @@ pub struct Totals {
     pub duplicates: u64,
     pub out_of_order: u64,
     pub lost: u64,
+    /// The part of `lost` skipped over by later arrivals.
+    pub lost_in_gaps: u64,
 }
 
 impl std::ops::AddAssign for Totals {
@@ -163,6 +176,7 @@ impl std::ops::AddAssign for Totals {
         self.duplicates += o.duplicates;
         self.out_of_order += o.out_of_order;
         self.lost += o.lost;
+        self.lost_in_gaps += o.lost_in_gaps;
     }
 }
 
@@ -190,6 +204,8 @@ mod tests {
         }
         // Missing 2,3,4,7,8 of 0..10.
         assert_eq!(t.lost(10), 5);
+        // 2,3,4,7,8 were skipped; of 0..12, 10 and 11 are the tail.
+        assert_eq!(t.lost_split(12), (5, 2));
         assert_eq!(t.record(3), Arrival::OutOfOrder);
         assert_eq!(t.record(2), Arrival::OutOfOrder);
         assert_eq!(t.record(8), Arrival::OutOfOrder);
@@ -236,6 +252,7 @@ mod tests {
                 duplicates: 1,
                 out_of_order: 0,
                 lost: 5,
+                lost_in_gaps: 1,
             }
         );
     }

@@ -47,7 +47,14 @@ pub struct TrafficReport {
     /// From the first send to the last delivery.
     pub deliver_secs: f64,
     pub delivered_per_sec: f64,
+    /// Deliveries owed that never happened (`expected - delivered`).
     pub lost: u64,
+    /// The part of `lost` skipped over by later messages of the same
+    /// publisher: dropped by the broker.
+    pub lost_in_gaps: u64,
+    /// The rest: after the last message that arrived from its publisher;
+    /// dropped, or still queued when the drain time ran out.
+    pub lost_at_end: u64,
     pub lost_pct: f64,
     pub duplicated: u64,
     pub out_of_order: u64,
@@ -186,6 +193,15 @@ impl Report {
                 count(t.duplicated),
                 count(t.out_of_order)
             );
+            if t.lost > 0 {
+                let _ = writeln!(
+                    o,
+                    "  {:<14}{} skipped (dropped), {} after the last arrival (dropped or still queued)",
+                    "",
+                    count(t.lost_in_gaps),
+                    count(t.lost_at_end)
+                );
+            }
             if t.qos > 0 {
                 let _ = writeln!(
                     o,

@@ -346,6 +346,8 @@ pub async fn traffic(
         deliver_secs,
         delivered_per_sec: per_sec(totals.unique, deliver_secs),
         lost: totals.lost,
+        lost_in_gaps: totals.lost_in_gaps,
+        lost_at_end: totals.lost - totals.lost_in_gaps,
         lost_pct: if totals.expected > 0 {
             totals.lost as f64 * 100.0 / totals.expected as f64
         } else {
