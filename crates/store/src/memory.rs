@@ -132,6 +132,8 @@ impl Store for MemoryStore {
         a.cleanup(&cleanup)
             .and_then(|()| a.finish())
             .map_err(|e| StoreError::Db(e.0))?;
+        self.counters
+            .set_usage(inner.acct.total_bytes, inner.acct.msgs.len() as u64);
         Ok(recovered)
     }
 
