@@ -189,8 +189,13 @@ impl Broker {
 
     /// Publishes from inside midge (HTTP API, rules, `$SYS`) through the
     /// same retain and routing path as an MQTT PUBLISH. No authorization is
-    /// applied: the caller decides.
+    /// applied: the caller decides. A message to an invalid topic name
+    /// (empty, wildcards) is dropped with a warning.
     pub fn publish(&self, msg: Message) {
+        if let Err(e) = midge_proto::topic::validate_name(&msg.topic) {
+            tracing::warn!(topic = &*msg.topic, error = %e, "internal publish to an invalid topic dropped");
+            return;
+        }
         let mut scratch = Vec::new();
         self.inner.dispatch(msg, &mut scratch);
     }

@@ -101,6 +101,14 @@ async fn internal_publish_and_stats() {
     ));
     let got = s.recv_publish().await;
     assert_eq!((&got.payload[..], got.qos), (&b"hi"[..], QoS::AtLeastOnce));
+    // An invalid topic is refused rather than routed literally.
+    b.broker.publish(midge_broker::Message::new(
+        "api/+",
+        bytes::Bytes::from_static(b"no"),
+        QoS::AtMostOnce,
+        false,
+    ));
+    s.expect_nothing(Duration::from_millis(200)).await;
     let st = b.broker.stats();
     assert_eq!(st.clients_connected, 1);
     assert_eq!(st.subscriptions, 1);
