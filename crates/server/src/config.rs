@@ -42,6 +42,8 @@ pub struct Config {
     pub limits: Limits,
     pub mqtt: MqttConfig,
     pub auth: AuthConfig,
+    /// The web front doors (`[http]`, see docs/http.md).
+    pub http: crate::web::HttpConfig,
 }
 
 /// One listener: a kind, an address, and TLS files for `mqtts`/`wss`.
@@ -254,6 +256,7 @@ impl Default for Config {
             limits: Limits::default(),
             mqtt: MqttConfig::default(),
             auth: AuthConfig::default(),
+            http: crate::web::HttpConfig::default(),
         }
     }
 }
@@ -327,6 +330,7 @@ impl Config {
         for l in &self.listeners {
             l.validate()?;
         }
+        self.http.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

@@ -33,6 +33,8 @@ pub struct HttpState {
     pub listener: Arc<str>,
     pub transport: Transport,
     pub max_packet_size: usize,
+    /// The web doors' shared state (one per server).
+    pub web: crate::web::Web,
 }
 
 /// The router of the HTTP port.
@@ -41,6 +43,9 @@ pub fn router(state: HttpState) -> Router {
         .route("/mqtt", any(mqtt_websocket))
         .route("/", get(index))
         .route("/healthz", get(|| async { "ok\n" }))
+        .merge(crate::web::routes(&state))
+        // Socket.IO answers /socket.io/ itself and passes everything else on.
+        .layer(crate::web::socketio::layer(state.clone()))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             mqtt_upgrade_anywhere,

@@ -7,6 +7,7 @@ pub mod gate;
 pub mod http;
 mod listener;
 pub mod tls;
+pub mod web;
 pub mod ws;
 
 use std::net::SocketAddr;
@@ -90,13 +91,23 @@ impl Server {
             Some(h) => Broker::with_hooks(config.broker_config(), h.clone()),
             None => Broker::new(config.broker_config()),
         };
-        let mut server = Server::start_with_broker(config, broker).await?;
+        let web_hooks = hooks.clone().map(|h| h as Arc<dyn midge_broker::Hooks>);
+        let mut server = Server::start_inner(config, broker, web_hooks).await?;
         server.auth = hooks;
         Ok(server)
     }
 
     /// As [`Server::start`], with a broker built by the caller (hooks).
     pub async fn start_with_broker(config: &Config, broker: Broker) -> Result<Server, ServerError> {
+        Server::start_inner(config, broker, None).await
+    }
+
+    /// `hooks`: the broker's auth hooks, for the web doors' QoS 0 checks.
+    async fn start_inner(
+        config: &Config,
+        broker: Broker,
+        hooks: Option<Arc<dyn midge_broker::Hooks>>,
+    ) -> Result<Server, ServerError> {
         // Bind everything before serving anything, so a bad address fails
         // the start instead of leaving a half-open server.
         let mut bound = Vec::new();
@@ -121,6 +132,14 @@ impl Server {
         tracker.spawn(async move {
             let _ = background.await;
         });
+        // Before any listener serves, so its registry sees every client.
+        let web = web::Web::start(
+            broker.clone(),
+            config,
+            hooks,
+            shutdown.child_token(),
+            &tracker,
+        );
         let mut listeners = Vec::new();
         let mut tls_handles = Vec::new();
         for (l, socket, local_addr) in bound {
@@ -176,6 +195,7 @@ impl Server {
                         listener: name.clone(),
                         transport,
                         max_packet_size: config.limits.max_packet_size as usize,
+                        web: web.clone(),
                     };
                     tracker.spawn(http::serve_http(
                         socket,

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use midge_broker::{AuthDecision, AuthRequest, ClientRef, Hooks};
+use midge_broker::{AuthDecision, AuthRequest, ClientRef, Hooks, Transport};
 use midge_proto::ReasonCode;
 use parking_lot::RwLock;
 
@@ -142,6 +142,19 @@ impl AuthHooks {
 
 impl Hooks for AuthHooks {
     fn authenticate(&self, req: &AuthRequest<'_>) -> AuthDecision {
+        // Internal sessions are opened in-process by the web doors (HTTP
+        // API, SSE, long polling, Socket.IO) and cannot come from the
+        // network. Without a password they act for a user the web layer
+        // already authenticated (API key, JWT) and are let in as that user;
+        // with one (HTTP Basic auth) the password is checked below as for
+        // any client. The ACL still applies by username.
+        if req.info.transport == Transport::Internal && req.password.is_none() {
+            if let Some(user) = req.username {
+                return AuthDecision::Allow {
+                    username: Some(user.to_owned()),
+                };
+            }
+        }
         let ip = req.info.remote_addr.map(|a| a.ip());
         if let Some(ip) = ip {
             if let Some(left) = self.limiter.blocked(ip, Instant::now()) {

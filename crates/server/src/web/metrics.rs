@@ -1,0 +1,351 @@
+//! `GET /metrics`: Prometheus text format (version 0.0.4). Broker counters
+//! come from `Broker::stats()`, the same numbers `$SYS` publishes; per-QoS,
+//! per-reason and per-listener series come from the event registry; the
+//! web doors add their own.
+
+use std::fmt::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap};
+use axum::response::IntoResponse;
+
+use super::admin::require_admin;
+use super::error::ApiError;
+use super::registry::qos_label;
+use super::Web;
+use crate::http::HttpState;
+
+/// `GET /metrics`
+pub async fn metrics(
+    State(state): State<HttpState>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    if !state.web.config.metrics_public {
+        require_admin(&state, &headers, remote).await?;
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        render(&state.web),
+    ))
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+struct Out(String);
+
+impl Out {
+    fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP {name} {help}");
+        let _ = writeln!(self.0, "# TYPE {name} {kind}");
+    }
+
+    fn one(&mut self, name: &str, kind: &str, help: &str, v: impl std::fmt::Display) {
+        self.family(name, kind, help);
+        let _ = writeln!(self.0, "{name} {v}");
+    }
+
+    fn labelled(&mut self, name: &str, labels: &[(&str, &str)], v: impl std::fmt::Display) {
+        let l: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+            .collect();
+        let _ = writeln!(self.0, "{name}{{{}}} {v}", l.join(","));
+    }
+}
+
+/// The whole exposition.
+pub fn render(web: &Web) -> String {
+    let s = web.broker.stats();
+    let e = web.registry.counters();
+    let mut o = Out(String::with_capacity(8 * 1024));
+    o.one(
+        "midge_uptime_seconds",
+        "gauge",
+        "Seconds since the broker started.",
+        s.uptime.as_secs(),
+    );
+    o.one(
+        "midge_clients_connected",
+        "gauge",
+        "Clients with an accepted connection.",
+        s.clients_connected,
+    );
+    o.one(
+        "midge_clients_disconnected",
+        "gauge",
+        "Offline persistent sessions.",
+        s.clients_disconnected,
+    );
+    o.one(
+        "midge_clients_maximum",
+        "gauge",
+        "Most clients connected at once.",
+        s.clients_maximum,
+    );
+    o.one(
+        "midge_connections",
+        "gauge",
+        "Open network connections, CONNECT received or not.",
+        s.connections,
+    );
+    o.one(
+        "midge_connections_total",
+        "counter",
+        "Connections accepted.",
+        s.connections_total,
+    );
+    o.one(
+        "midge_packets_received_total",
+        "counter",
+        "MQTT control packets received.",
+        s.messages_received,
+    );
+    o.one(
+        "midge_packets_sent_total",
+        "counter",
+        "MQTT control packets sent.",
+        s.messages_sent,
+    );
+    o.one(
+        "midge_bytes_received_total",
+        "counter",
+        "Bytes received from clients.",
+        s.bytes_received,
+    );
+    o.one(
+        "midge_bytes_sent_total",
+        "counter",
+        "Bytes sent to clients.",
+        s.bytes_sent,
+    );
+    o.one(
+        "midge_publish_received_total",
+        "counter",
+        "PUBLISH packets received.",
+        s.publish_received,
+    );
+    o.one(
+        "midge_publish_sent_total",
+        "counter",
+        "PUBLISH packets sent.",
+        s.publish_sent,
+    );
+    o.one(
+        "midge_publish_dropped_total",
+        "counter",
+        "Messages not delivered to a subscriber.",
+        s.publish_dropped,
+    );
+    o.one(
+        "midge_subscriptions",
+        "gauge",
+        "Subscriptions in the index.",
+        s.subscriptions,
+    );
+    o.one(
+        "midge_retained_messages",
+        "gauge",
+        "Retained messages stored.",
+        s.retained,
+    );
+    o.one(
+        "midge_queued_messages",
+        "gauge",
+        "Messages waiting in session queues plus in flight.",
+        s.messages_stored,
+    );
+
+    o.family(
+        "midge_messages_published_total",
+        "counter",
+        "Messages accepted for routing, by QoS (from broker events).",
+    );
+    for (i, n) in e.published_by_qos.iter().enumerate() {
+        o.labelled(
+            "midge_messages_published_total",
+            &[("qos", qos_label(i))],
+            n,
+        );
+    }
+    o.family(
+        "midge_payload_bytes_published_total",
+        "counter",
+        "Payload bytes accepted for routing, by QoS (from broker events).",
+    );
+    for (i, n) in e.published_bytes_by_qos.iter().enumerate() {
+        o.labelled(
+            "midge_payload_bytes_published_total",
+            &[("qos", qos_label(i))],
+            n,
+        );
+    }
+    o.family(
+        "midge_dropped_messages_total",
+        "counter",
+        "Messages not delivered, by reason (from broker events).",
+    );
+    for reason in [
+        "queue_full",
+        "offline",
+        "too_large",
+        "expired",
+        "not_authorized",
+    ] {
+        let n = e.dropped_by_reason.get(reason).copied().unwrap_or(0);
+        o.labelled("midge_dropped_messages_total", &[("reason", reason)], n);
+    }
+    o.family(
+        "midge_listener_connections_total",
+        "counter",
+        "Clients accepted per listener (from broker events).",
+    );
+    for (l, n) in &e.connected_by_listener {
+        o.labelled("midge_listener_connections_total", &[("listener", l)], n);
+    }
+    o.family(
+        "midge_listener_clients_connected",
+        "gauge",
+        "Clients connected per listener now (from broker events).",
+    );
+    for (l, n) in web.registry.connected_by_listener() {
+        o.labelled("midge_listener_clients_connected", &[("listener", &l)], n);
+    }
+    o.one(
+        "midge_web_events_lagged_total",
+        "counter",
+        "Broker events the web registry missed by lagging.",
+        e.lagged,
+    );
+
+    let c = &web.counters;
+    o.one(
+        "midge_http_publish_total",
+        "counter",
+        "Messages published through POST /api/v1/publish.",
+        c.http_publish.load(Ordering::Relaxed),
+    );
+    o.one(
+        "midge_http_publish_denied_total",
+        "counter",
+        "HTTP publishes refused by the ACL.",
+        c.http_publish_denied.load(Ordering::Relaxed),
+    );
+    o.one(
+        "midge_http_streams",
+        "gauge",
+        "Open SSE streams and poll subscriptions.",
+        web.feeds.len(),
+    );
+    o.one(
+        "midge_http_stream_evicted_total",
+        "counter",
+        "Messages dropped by full stream buffers (live streams).",
+        web.feeds.evicted(),
+    );
+    o.one(
+        "midge_sse_connections",
+        "gauge",
+        "Open SSE connections.",
+        c.sse_connections.load(Ordering::Relaxed),
+    );
+    o.one(
+        "midge_sse_connections_total",
+        "counter",
+        "SSE connections opened.",
+        c.sse_connections_total.load(Ordering::Relaxed),
+    );
+    o.one(
+        "midge_poll_requests_total",
+        "counter",
+        "Long-poll requests.",
+        c.poll_requests.load(Ordering::Relaxed),
+    );
+    o.one(
+        "midge_socketio_connections",
+        "gauge",
+        "Connected Socket.IO clients.",
+        c.socketio_connections.load(Ordering::Relaxed),
+    );
+    o.one(
+        "midge_socketio_connections_total",
+        "counter",
+        "Socket.IO clients accepted.",
+        c.socketio_connections_total.load(Ordering::Relaxed),
+    );
+    o.one(
+        "midge_socketio_emit_dropped_total",
+        "counter",
+        "Messages not emitted to a Socket.IO client (its buffer was full).",
+        c.socketio_emit_dropped.load(Ordering::Relaxed),
+    );
+
+    o.family(
+        "midge_webhook_sent_total",
+        "counter",
+        "Events delivered to a webhook.",
+    );
+    for h in &web.webhooks {
+        o.labelled(
+            "midge_webhook_sent_total",
+            &[("url", &h.stats.url)],
+            h.stats.sent.load(Ordering::Relaxed),
+        );
+    }
+    o.family(
+        "midge_webhook_failed_total",
+        "counter",
+        "Events given up after every attempt.",
+    );
+    for h in &web.webhooks {
+        o.labelled(
+            "midge_webhook_failed_total",
+            &[("url", &h.stats.url)],
+            h.stats.failed.load(Ordering::Relaxed),
+        );
+    }
+    o.family(
+        "midge_webhook_retries_total",
+        "counter",
+        "Webhook attempts repeated after a failure.",
+    );
+    for h in &web.webhooks {
+        o.labelled(
+            "midge_webhook_retries_total",
+            &[("url", &h.stats.url)],
+            h.stats.retried.load(Ordering::Relaxed),
+        );
+    }
+    o.family(
+        "midge_webhook_dropped_total",
+        "counter",
+        "Events dropped because a webhook's queue was full.",
+    );
+    for h in &web.webhooks {
+        o.labelled(
+            "midge_webhook_dropped_total",
+            &[("url", &h.stats.url)],
+            h.stats.dropped.load(Ordering::Relaxed),
+        );
+    }
+    o.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
