@@ -184,6 +184,9 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        // Signal handlers first: a script may send SIGTERM the moment it
+        // reads the listening lines.
+        let mut signals = Signals::install()?;
         let server = Server::start(&config).await?;
         {
             // Tests and scripts read these lines to learn the bound ports.
@@ -193,7 +196,7 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
             }
             out.flush()?;
         }
-        wait_for_signal(&server).await?;
+        signals.wait(&server).await;
         tracing::info!("shutting down");
         server.shutdown(Duration::from_secs(5)).await;
         Ok(())
@@ -211,20 +214,33 @@ fn init_logging(level: &str) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))
 }
 
-/// Waits for SIGINT or SIGTERM; SIGHUP reloads certificates (and, with
-/// authentication, the password and ACL files) without dropping anyone.
-async fn wait_for_signal(server: &Server) -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
-    loop {
-        tokio::select! {
-            _ = term.recv() => return Ok(()),
-            _ = int.recv() => return Ok(()),
-            _ = hup.recv() => {
-                tracing::info!("SIGHUP: reloading");
-                server.reload();
+/// SIGINT and SIGTERM stop the server; SIGHUP reloads certificates, the
+/// password file and the ACL without dropping anyone.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?,
+            hup: signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?,
+        })
+    }
+
+    async fn wait(&mut self, server: &Server) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.hup.recv() => {
+                    tracing::info!("SIGHUP: reloading");
+                    server.reload();
+                }
             }
         }
     }
