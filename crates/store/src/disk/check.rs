@@ -367,14 +367,15 @@ fn rebuild(dir: &DataDir, reason: &str) -> Result<(Database, u64, u64, PathBuf),
     }
     let mut rows: Vec<(Table, Rows)> = Vec::new();
     let mut lost = 0u64;
-    let damaged = Opener {
-        path: work.clone(),
-        dir: dir.path().to_path_buf(),
-        cache_bytes: StoreConfig::default().cache_bytes,
-        fault: None,
-    }
-    .open(false);
-    if let Ok(db) = damaged {
+    // Read-only, in the mode that shares the file with a writer: that mode
+    // trusts the committed roots without loading (possibly damaged)
+    // allocator state, so whatever is reachable can be read.
+    let damaged = catch_unwind(|| {
+        let mut builder = Database::builder();
+        builder.set_concurrency_mode(redb::ConcurrencyMode::SingleWriter);
+        builder.open_read_only(&work)
+    });
+    if let Ok(Ok(db)) = damaged {
         for t in Table::ALL {
             let (kept, expected) = salvage_table(&db, t);
             lost += expected.saturating_sub(kept.len() as u64);
@@ -402,7 +403,7 @@ fn rebuild(dir: &DataDir, reason: &str) -> Result<(Database, u64, u64, PathBuf),
 /// The readable rows of one table whose record checksum matches, and how
 /// many rows the table claimed to have (0 if unknown). Reads forward until
 /// the damage, then backward from the end down to it.
-fn salvage_table(db: &Database, t: Table) -> (Rows, u64) {
+fn salvage_table(db: &redb::ReadOnlyDatabase, t: Table) -> (Rows, u64) {
     let mut rows: Rows = Vec::new();
     let mut last: Option<Vec<u8>> = None;
     let mut expected = 0u64;
