@@ -65,6 +65,8 @@ pub(crate) struct Inner {
     pub conn_done: Notify,
     /// Rate limit for the "queue full" warning.
     drop_warn: Mutex<(Option<Instant>, u64)>,
+    /// Bounds concurrent `Hooks::authenticate` calls (see `auth.rs`).
+    pub auth_permits: Arc<tokio::sync::Semaphore>,
 }
 
 impl Broker {
@@ -74,6 +76,7 @@ impl Broker {
 
     pub fn with_hooks(config: BrokerConfig, hooks: Arc<dyn Hooks>) -> Broker {
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        let auth_permits = crate::auth::permits(config.max_concurrent_auth);
         Broker {
             inner: Arc::new(Inner {
                 config,
@@ -91,6 +94,7 @@ impl Broker {
                 closing: AtomicBool::new(false),
                 conn_done: Notify::new(),
                 drop_warn: Mutex::new((None, 0)),
+                auth_permits,
             }),
         }
     }

@@ -24,8 +24,14 @@ pub struct BrokerConfig {
     pub max_topic_alias: u16,
     /// Connections at once over all listeners (0 = unlimited). [0]
     pub max_connections: usize,
-    /// The first packet must be a CONNECT within this. [10 s]
+    /// The first packet must be a CONNECT within this; its authentication
+    /// (waiting for a free slot included) must then answer within this too,
+    /// else the client is refused with 0x89 Server busy. [10 s]
     pub connect_timeout: Duration,
+    /// `Hooks::authenticate` calls running at once, on the blocking thread
+    /// pool (a password hash costs CPU time and memory); others wait for a
+    /// slot. 0 = one per CPU core. [0]
+    pub max_concurrent_auth: usize,
     /// Keep alive cap in seconds (0 = no cap). [0]
     pub max_keepalive: u16,
     /// Session Expiry Interval cap in seconds. [u32::MAX]
@@ -54,6 +60,7 @@ impl Default for BrokerConfig {
             max_topic_alias: 65_535,
             max_connections: 0,
             connect_timeout: Duration::from_secs(10),
+            max_concurrent_auth: 0,
             max_keepalive: 0,
             max_session_expiry: u32::MAX,
             retain_available: true,

@@ -10,10 +10,11 @@ use bytestring::ByteString;
 use midge_proto::{topic, ConnAck, Connect, Properties, Protocol, QoS, ReasonCode};
 use tokio::sync::Notify;
 
+use crate::auth::Credentials;
 use crate::broker::Broker;
 use crate::client::Client;
 use crate::event::Event;
-use crate::hooks::{AuthDecision, AuthRequest, ClientRef, ConnectionInfo};
+use crate::hooks::{AuthDecision, ClientRef, ConnectionInfo};
 use crate::keepalive;
 use crate::message::Message;
 use crate::registry::Attach;
@@ -87,14 +88,15 @@ fn will_state(
 }
 
 /// Accepts or refuses a CONNECT. On success the session is attached and
-/// the returned client is ready; the caller sends the CONNACK.
-pub(crate) fn connect(
+/// the returned client is ready; the caller sends the CONNACK. The only
+/// await is the authentication hook, before anything is attached, so the
+/// future may be dropped there (shutdown) without leaving state behind.
+pub(crate) async fn connect(
     broker: &Broker,
     c: Connect,
     info: &ConnectionInfo,
     conn_id: u64,
     waker: Arc<Notify>,
-    now: Instant,
 ) -> Result<(Client, ConnAck), Box<ConnAck>> {
     let cfg = broker.config();
     let v5 = c.protocol.is_v5();
@@ -124,13 +126,13 @@ pub(crate) fn connect(
     } else {
         Arc::from(&*c.client_id)
     };
-    let decision = broker.inner.hooks.authenticate(&AuthRequest {
-        client_id: &client_id,
-        username: c.username.as_deref(),
-        password: c.password.as_deref(),
-        info,
+    let creds = Credentials {
+        client_id: client_id.clone(),
+        username: c.username.clone(),
+        password: c.password.clone(),
         protocol: c.protocol,
-    });
+    };
+    let decision = crate::auth::authenticate(broker, creds, info).await;
     let username: Option<Arc<str>> = match decision {
         AuthDecision::Allow { username } => username.map(Arc::from),
         AuthDecision::Deny(reason) => {
@@ -142,6 +144,8 @@ pub(crate) fn connect(
             return Err(refusal(reason));
         }
     };
+    // After the (possibly slow) hook: keep alive counts from here.
+    let now = Instant::now();
     let max = cfg.max_connections;
     if max > 0 && broker.inner.counters.connections.load(Ordering::Relaxed) > max {
         return Err(refusal(ReasonCode::ServerBusy));

@@ -59,7 +59,7 @@ where
         .connections_total
         .fetch_add(1, Ordering::Relaxed);
     let conn_id = inner.next_id();
-    let (kick_tx, kick_rx) = mpsc::channel(4);
+    let (kick_tx, mut kick_rx) = mpsc::channel(4);
     inner.conns.lock().insert(conn_id, kick_tx);
     let _registration = Registration { inner, conn_id };
     if inner.closing.load(Ordering::SeqCst) {
@@ -71,11 +71,15 @@ where
     let max_in = inner.config.max_packet_size as usize;
 
     let mut first_bytes = 0u64;
-    let first = tokio::time::timeout(
-        inner.config.connect_timeout,
-        read_first(&mut reader, &mut rbuf, max_in, &mut first_bytes),
-    )
-    .await;
+    let first = tokio::select! {
+        biased;
+        // Shutdown: nothing is attached yet, just close.
+        _ = kick_rx.recv() => return,
+        r = tokio::time::timeout(
+            inner.config.connect_timeout,
+            read_first(&mut reader, &mut rbuf, max_in, &mut first_bytes),
+        ) => r,
+    };
     let connect_packet = match first {
         Err(_) => {
             tracing::debug!(?info.remote_addr, "no CONNECT within the connect timeout");
@@ -94,22 +98,25 @@ where
     };
     let protocol = connect_packet.protocol;
     let waker = Arc::new(Notify::new());
-    let now = Instant::now();
-    let (mut client, connack) =
-        match connect(&broker, *connect_packet, &info, conn_id, waker.clone(), now) {
-            Ok(ok) => ok,
-            Err(refused) => {
-                let mut buf = BytesMut::new();
-                if encode(&Packet::ConnAck(*refused), protocol, &mut buf).is_ok() {
-                    let _ = tokio::time::timeout(
-                        CLOSE_WRITE_TIMEOUT,
-                        write_and_close(&mut writer, &buf),
-                    )
-                    .await;
-                }
-                return;
+    let accepted = tokio::select! {
+        biased;
+        // Shutdown while the authentication hook runs: `connect` attaches
+        // nothing before its only await, so dropping it is clean.
+        _ = kick_rx.recv() => return,
+        r = connect(&broker, *connect_packet, &info, conn_id, waker.clone()) => r,
+    };
+    let (mut client, connack) = match accepted {
+        Ok(ok) => ok,
+        Err(refused) => {
+            let mut buf = BytesMut::new();
+            if encode(&Packet::ConnAck(*refused), protocol, &mut buf).is_ok() {
+                let _ =
+                    tokio::time::timeout(CLOSE_WRITE_TIMEOUT, write_and_close(&mut writer, &buf))
+                        .await;
             }
-        };
+            return;
+        }
+    };
     client.tally.messages_received += 1;
     client.tally.bytes_received += first_bytes;
     inner.counters.client_connected();

@@ -66,9 +66,13 @@ pub struct ClientRef<'a> {
     pub username: Option<&'a str>,
 }
 
-/// Authentication and authorization decisions. Implementations must be quick
-/// and must not block: they run on the connection's task, and
-/// `authorize_deliver` runs once per matching subscriber of every message.
+/// Authentication and authorization decisions.
+///
+/// `authenticate` runs on tokio's blocking thread pool (at most
+/// `BrokerConfig::max_concurrent_auth` at once), so it may be slow (a
+/// password hash) or block. The `authorize_*` methods must be quick and must
+/// not block: they run on the connection's task, and `authorize_deliver`
+/// runs once per matching subscriber of every message.
 pub trait Hooks: Send + Sync + 'static {
     fn authenticate(&self, req: &AuthRequest<'_>) -> AuthDecision {
         AuthDecision::Allow {

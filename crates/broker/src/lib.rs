@@ -9,6 +9,7 @@
 //! `broker`, `routing` and `registry` hold the shared state.
 
 mod alias;
+mod auth;
 mod background;
 mod broker;
 mod client;
