@@ -80,12 +80,12 @@ fn fifty_reopen_cycles_with_writes_between() {
                         model.remove(&s);
                     }
                     1..=5 => {
-                        if !model.contains_key(&s) {
+                        if let std::collections::btree_map::Entry::Vacant(e) = model.entry(s) {
                             batch.push(Op::PutSession(
                                 sid(s),
                                 session(&format!("c{s}"), 3600, None),
                             ));
-                            model.insert(s, Vec::new());
+                            e.insert(Vec::new());
                         }
                         seq += 1;
                         batch.push(enqueue(&store, s, seq));
@@ -152,7 +152,9 @@ fn concurrent_submitters(cfg: StoreConfig) -> (midge_store::StoreStats, usize) {
                     let seq = 1 + t * EACH + i;
                     pending.push_back(store.submit(Batch::from(enqueue(&*store, 1, seq))));
                     if pending.len() >= 8 {
-                        pending.pop_front().map(|c| c.wait().expect("commit"));
+                        if let Some(c) = pending.pop_front() {
+                            c.wait().expect("commit");
+                        }
                     }
                 }
                 for c in pending {
