@@ -25,14 +25,20 @@ pub struct ConnectionInfo {
     /// The listener's name, for logs, events and per-listener rules.
     pub listener: Arc<str>,
     pub transport: Transport,
+    /// The identity of the client certificate (its subject CN) on a TLS
+    /// listener that verified one; `None` elsewhere. Authentication hooks
+    /// may use it instead of a username.
+    pub tls_identity: Option<Arc<str>>,
 }
 
 impl ConnectionInfo {
+    /// Without a TLS identity.
     pub fn new(remote_addr: Option<SocketAddr>, listener: &str, transport: Transport) -> Self {
         ConnectionInfo {
             remote_addr,
             listener: Arc::from(listener),
             transport,
+            tls_identity: None,
         }
     }
 }

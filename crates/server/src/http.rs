@@ -107,6 +107,7 @@ fn upgrade(ws: WebSocketUpgrade, state: HttpState, remote: Option<SocketAddr>) -
         remote_addr: remote,
         listener: state.listener.clone(),
         transport: state.transport,
+        tls_identity: None,
     };
     let broker = state.broker.clone();
     // A frame can never need to be larger than the largest packet plus its

@@ -41,6 +41,7 @@ pub async fn serve_tcp(
                     remote_addr: Some(remote),
                     listener: name.clone(),
                     transport: Transport::Tcp,
+                    tls_identity: None,
                 };
                 let broker = broker.clone();
                 tracker.spawn(async move {
@@ -113,6 +114,7 @@ pub async fn serve_tls(
                 remote_addr: Some(remote),
                 listener: name,
                 transport: Transport::Tls,
+                tls_identity: None,
             };
             broker.handle_connection(stream, info).await
         });

@@ -141,6 +141,7 @@ impl InternalClient {
             remote_addr: login.remote_addr,
             listener: login.listener.clone(),
             transport: Transport::Internal,
+            tls_identity: None,
         };
         let b = broker.clone();
         tokio::spawn(async move { b.handle_connection(theirs, info).await });
