@@ -38,7 +38,8 @@ pub async fn poll(
     let q = Query::parse(raw.as_deref());
     let caller = Caller::from_request(&state, &headers, Some(&q), Some(remote))?;
     let web = &state.web;
-    let timeout = q.u64_in("timeout", 30, 0, web.config.poll_max_timeout_secs)?;
+    let max_timeout = web.config.poll_max_timeout_secs;
+    let timeout = q.u64_in("timeout", 30.min(max_timeout), 0, max_timeout)?;
     let max = q.u64_in("max", 100, 1, MAX_BATCH)? as usize;
     let retained = q.bool("retained", false)?;
     web.counters.poll_requests.fetch_add(1, Ordering::Relaxed);
