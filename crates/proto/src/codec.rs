@@ -94,10 +94,25 @@ pub fn decode(
         PacketType::from_byte1(header.byte1).ok_or(Error::Malformed("reserved packet type 0"))?;
     check_flags(kind, header.byte1, protocol)?;
     let bytes = buf.split_to(header.packet_len()).freeze();
-    let mut r = Reader::new(&bytes, header.header_len);
+    if kind == PacketType::Publish {
+        return publish::decode(bytes, header.header_len, header.byte1, protocol);
+    }
+    decode_other(kind, &bytes, header, protocol)
+}
+
+/// Every packet type but PUBLISH.
+fn decode_other(
+    kind: PacketType,
+    bytes: &bytes::Bytes,
+    header: FixedHeader,
+    protocol: Protocol,
+) -> Result<Packet, Error> {
+    let mut r = Reader::new(bytes, header.header_len);
     let r = &mut r;
     Ok(match kind {
-        PacketType::Publish => Packet::Publish(publish::read(r, header.byte1, protocol)?),
+        PacketType::Publish => {
+            return publish::decode(bytes.clone(), header.header_len, header.byte1, protocol)
+        }
         PacketType::PubAck => Packet::PubAck(pubresp::read(r, kind, protocol)?),
         PacketType::PubRec => Packet::PubRec(pubresp::read(r, kind, protocol)?),
         PacketType::PubRel => Packet::PubRel(pubresp::read(r, kind, protocol)?),

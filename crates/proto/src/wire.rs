@@ -138,12 +138,26 @@ impl<'a> Reader<'a> {
         Ok(b)
     }
 
-    /// Everything up to the end (a PUBLISH payload).
+    /// The next byte, without consuming it.
     #[inline]
-    pub(crate) fn rest(&mut self) -> Bytes {
-        let b = self.buf.slice(self.pos..self.end);
-        self.pos = self.end;
-        b
+    pub(crate) fn peek_u8(&self) -> Option<u8> {
+        if self.pos < self.end {
+            Some(self.buf[self.pos])
+        } else {
+            None
+        }
+    }
+
+    /// Skips `n` bytes the caller has already looked at with `peek_u8`.
+    #[inline]
+    pub(crate) fn skip(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.end);
+    }
+
+    /// Where the next read starts, as an offset into the packet's bytes.
+    #[inline]
+    pub(crate) fn position(&self) -> usize {
+        self.pos
     }
 
     /// Binary data: two byte length, then the bytes.
@@ -166,9 +180,9 @@ impl<'a> Reader<'a> {
     #[inline]
     pub(crate) fn topic_name(&mut self) -> Result<ByteString, Error> {
         let raw = self.binary()?;
-        // One pass for the three forbidden bytes; UTF-8 continuation bytes
-        // are >= 0x80 so they can never be mistaken for any of them.
-        if raw.iter().any(|&b| b == 0 || b == b'+' || b == b'#') {
+        // One SIMD pass for the three forbidden bytes; UTF-8 continuation
+        // bytes are >= 0x80 so they can never be mistaken for any of them.
+        if memchr::memchr3(0, b'+', b'#', &raw).is_some() {
             if raw.contains(&0) {
                 return Err(Error::Malformed("string contains U+0000"));
             }
@@ -239,7 +253,7 @@ mod tests {
             0x80, 0x01, // varint 128
             0x00, 0x02, b'h', b'i', // string
             0x00, 0x01, 0xff, // binary
-            0xaa, 0xbb, // rest
+            0xaa, 0xbb, // two more
         ]);
         let mut r = Reader::new(&b, 0);
         assert_eq!(r.u8(), Ok(7));
@@ -248,7 +262,8 @@ mod tests {
         assert_eq!(r.varint(), Ok(128));
         assert_eq!(r.string().map(|s| s.to_string()), Ok("hi".to_string()));
         assert_eq!(r.binary(), Ok(Bytes::from_static(&[0xff])));
-        assert_eq!(r.rest(), Bytes::from_static(&[0xaa, 0xbb]));
+        assert_eq!(r.position(), 16);
+        assert_eq!(r.take(2), Ok(Bytes::from_static(&[0xaa, 0xbb])));
         assert!(r.finish("trailing").is_ok());
     }
 

@@ -26,8 +26,8 @@ use crate::Error;
 
 /// Reads a property block (length prefix included) for `ctx`.
 pub(crate) fn read(r: &mut Reader<'_>, ctx: PropertyContext) -> Result<Properties, Error> {
-    let len = r.varint()? as usize;
     let mut p = Properties::default();
+    let len = r.varint()? as usize;
     if len == 0 {
         return Ok(p);
     }
