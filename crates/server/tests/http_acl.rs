@@ -299,3 +299,21 @@ async fn retained_listing_hides_denied_topics() {
     assert_eq!(r.status(), 401);
     m.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_internal_sessions_are_trusted_without_a_password() {
+    // The web layer's internal sessions connect as a token's user without a
+    // password; a network client doing the same is refused.
+    let m = start_secure().await;
+    let stream = tokio::net::TcpStream::connect(m.mqtt)
+        .await
+        .expect("connect");
+    let mut raw = common::Raw::new(stream, midge_proto::Protocol::V5);
+    let Packet::Connect(mut c) = common::connect_packet("no-pw", midge_proto::Protocol::V5) else {
+        unreachable!()
+    };
+    c.username = Some("alice".into());
+    let reason = raw.handshake(&Packet::Connect(c)).await;
+    assert_eq!(reason, midge_proto::ReasonCode::BadUserNameOrPassword);
+    m.stop().await;
+}
