@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use midge_proto::QoS;
 
+pub use crate::ratelimit::PublishRateAction;
+
 /// Everything the broker core can be told. See each field for its default.
 #[derive(Debug, Clone)]
 pub struct BrokerConfig {
@@ -43,6 +45,23 @@ pub struct BrokerConfig {
     /// Whether a client may connect with an empty client id (one is then
     /// assigned). [true]
     pub allow_zero_length_client_id: bool,
+    /// PUBLISH packets per second per connection (0 = unlimited): a token
+    /// bucket that holds one second's worth, so a client may burst that
+    /// many at once. [0]
+    pub max_publish_rate: u32,
+    /// PUBLISH payload bytes per second per connection (0 = unlimited),
+    /// with a burst of one second's worth; a payload larger than that waits
+    /// for a full bucket and then delays the next ones. [0]
+    pub max_publish_bytes_rate: u64,
+    /// What a connection over `max_publish_rate` or
+    /// `max_publish_bytes_rate` gets: `Throttle` (its socket is not read
+    /// until the tokens are there; nothing is dropped) or `Disconnect` (5.0:
+    /// DISCONNECT 0x96 Message rate too high; 3.x: closed). [Throttle]
+    pub publish_rate_action: PublishRateAction,
+    /// Subscriptions one session may hold (0 = unlimited). Each filter of a
+    /// SUBSCRIBE that would go beyond gets 0x97 Quota exceeded (5.0) or
+    /// 0x80 (3.x); replacing an existing subscription always works. [0]
+    pub max_subscriptions_per_client: usize,
     /// `$SYS` publishing period; zero turns it off. [10 s]
     pub sys_interval: Duration,
     /// Reported as `$SYS/broker/version`. ["midge <version>"]
@@ -66,6 +85,10 @@ impl Default for BrokerConfig {
             retain_available: true,
             maximum_qos: QoS::ExactlyOnce,
             allow_zero_length_client_id: true,
+            max_publish_rate: 0,
+            max_publish_bytes_rate: 0,
+            publish_rate_action: PublishRateAction::Throttle,
+            max_subscriptions_per_client: 0,
             sys_interval: Duration::from_secs(10),
             version: format!("midge {}", env!("CARGO_PKG_VERSION")),
         }

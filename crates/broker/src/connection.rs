@@ -1,20 +1,25 @@
-//! The connection task: socket and buffers only. Reads into a `BytesMut`,
-//! decodes with midge-proto, hands packets to the [`Client`], and writes
-//! everything that piled up (responses and queued messages, many packets)
-//! with one write call per batch. Generic over the transport.
+//! The connection task: socket and buffers only. Reads and decodes with
+//! midge-proto, hands packets to the [`Client`], and writes everything that
+//! piled up (responses and queued messages, many packets) with one write
+//! call per batch. Generic over the transport; the stream is not split, so
+//! reading and writing cost no lock.
 
+use std::future::{poll_fn, Future};
+use std::pin::{pin, Pin};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use midge_proto::{
     decode, encode, ConnAck, Error as CodecError, Packet, PacketType, Protocol, ReasonCode,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, Notify};
 
 use crate::broker::{Broker, Inner};
+use crate::buffers::{self, Reads};
 use crate::client::{Client, Exit};
 use crate::connect::{connect, refusal};
 use crate::event::Event;
@@ -27,8 +32,6 @@ const DRAIN_LIMIT: usize = 64 * 1024;
 const WRITE_HIGH: usize = 1024 * 1024;
 /// How long the last packets (DISCONNECT, CONNACK refusal) may take.
 const CLOSE_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Read buffer growth step.
-const READ_CHUNK: usize = 8 * 1024;
 
 /// Keeps the connection counters and the kick registry right however the
 /// task ends.
@@ -48,7 +51,7 @@ impl Drop for Registration<'_> {
     }
 }
 
-pub(crate) async fn run<S>(broker: Broker, stream: S, info: ConnectionInfo)
+pub(crate) async fn run<S>(broker: Broker, mut stream: S, info: ConnectionInfo)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -65,20 +68,23 @@ where
     if inner.closing.load(Ordering::SeqCst) {
         return;
     }
-    let (mut reader, mut writer) = tokio::io::split(stream);
-    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
-    let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
+    // No buffer is allocated before there is something to put in it.
+    let mut rbuf = BytesMut::new();
+    let mut wbuf = BytesMut::new();
     let max_in = inner.config.max_packet_size as usize;
 
     let mut first_bytes = 0u64;
+    // The handshake futures are boxed so that their state (a decoded
+    // CONNECT with its properties and will is large) does not stay part of
+    // the connection task for its whole life.
     let first = tokio::select! {
         biased;
         // Shutdown: nothing is attached yet, just close.
         _ = kick_rx.recv() => return,
-        r = tokio::time::timeout(
+        r = Box::pin(tokio::time::timeout(
             inner.config.connect_timeout,
-            read_first(&mut reader, &mut rbuf, max_in, &mut first_bytes),
-        ) => r,
+            read_first(&mut stream, &mut rbuf, max_in, &mut first_bytes),
+        )) => r,
     };
     let connect_packet = match first {
         Err(_) => {
@@ -87,7 +93,7 @@ where
         }
         Ok(Err(FirstError::Closed)) => return,
         Ok(Err(FirstError::Codec(e, level))) => {
-            refuse_bad_connect(&mut writer, &e, level).await;
+            refuse_bad_connect(&mut stream, &e, level).await;
             return;
         }
         Ok(Ok(Packet::Connect(c))) => c,
@@ -103,7 +109,7 @@ where
         // Shutdown while the authentication hook runs: `connect` attaches
         // nothing before its only await, so dropping it is clean.
         _ = kick_rx.recv() => return,
-        r = connect(&broker, *connect_packet, &info, conn_id, waker.clone()) => r,
+        r = Box::pin(connect(&broker, *connect_packet, &info, conn_id, waker.clone())) => r,
     };
     let (mut client, connack) = match accepted {
         Ok(ok) => ok,
@@ -111,7 +117,7 @@ where
             let mut buf = BytesMut::new();
             if encode(&Packet::ConnAck(*refused), protocol, &mut buf).is_ok() {
                 let _ =
-                    tokio::time::timeout(CLOSE_WRITE_TIMEOUT, write_and_close(&mut writer, &buf))
+                    tokio::time::timeout(CLOSE_WRITE_TIMEOUT, write_and_close(&mut stream, &buf))
                         .await;
             }
             return;
@@ -121,24 +127,13 @@ where
     client.tally.bytes_received += first_bytes;
     inner.counters.client_connected();
     let exit = match client.send(&Packet::ConnAck(connack), &mut wbuf) {
-        Ok(()) => {
-            serve(
-                &mut client,
-                &mut reader,
-                &mut writer,
-                &mut rbuf,
-                &mut wbuf,
-                kick_rx,
-                &waker,
-            )
-            .await
-        }
+        Ok(()) => serve(&mut client, &mut stream, &mut rbuf, &mut wbuf, kick_rx, &waker).await,
         Err(exit) => exit,
     };
     if let Some(d) = client.disconnect_packet(&exit) {
         let _ = client.send(&d, &mut wbuf);
     }
-    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, write_and_close(&mut writer, &wbuf)).await;
+    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, write_and_close(&mut stream, &wbuf)).await;
     client.tally.flush(&inner.counters);
     inner.counters.client_disconnected();
     inner.connection_closed(&client.session, conn_id, exit.will, Instant::now());
@@ -168,8 +163,7 @@ async fn read_first<R: AsyncRead + Unpin>(
         match decode(rbuf, Protocol::V5, max) {
             Ok(p) => return Ok(p),
             Err(CodecError::Incomplete(n)) => {
-                rbuf.reserve(n.min(max).max(READ_CHUNK));
-                match reader.read_buf(rbuf).await {
+                match poll_fn(|cx| buffers::poll_read(reader, cx, rbuf, n.min(max))).await {
                     Ok(0) | Err(_) => return Err(FirstError::Closed),
                     Ok(n) => *read += n as u64,
                 }
@@ -225,12 +219,30 @@ async fn write_and_close<W: AsyncWrite + Unpin>(writer: &mut W, buf: &[u8]) -> s
     writer.shutdown().await
 }
 
+/// What woke the connected loop.
+enum Wake {
+    Kick(ReasonCode),
+    /// Bytes appended to the read buffer (0: the peer closed).
+    Read(std::io::Result<usize>),
+    Wrote(std::io::Result<usize>),
+    Flushed(std::io::Result<()>),
+    /// The session queued messages.
+    Queued,
+    /// The keep-alive deadline as it was when the timer was set.
+    Timer,
+}
+
 /// The connected loop: read and handle packets, drain the session queue,
 /// write, watch keep alive and kicks. Returns why it ended.
-async fn serve<S: AsyncRead + AsyncWrite>(
+///
+/// One poll function waits for all of them, on futures that live as long
+/// as the loop: the queue notification and the keep-alive timer are
+/// registered once, not once per wake-up (a timer registration is a lock
+/// and a wheel insertion), and the timer is only moved when it fires early
+/// (packets pushed the deadline back since it was set).
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     client: &mut Client,
-    reader: &mut ReadHalf<S>,
-    writer: &mut WriteHalf<S>,
+    stream: &mut S,
     rbuf: &mut BytesMut,
     wbuf: &mut BytesMut,
     mut kicks: mpsc::Receiver<ReasonCode>,
@@ -242,87 +254,121 @@ async fn serve<S: AsyncRead + AsyncWrite>(
         return exit;
     }
     // Packets that arrived in the same read as CONNECT are already here.
-    if let Err(exit) = handle_buffered(client, rbuf, wbuf, protocol, max_in) {
+    let mut missing = 0;
+    if let Err(exit) = handle_buffered(client, rbuf, wbuf, protocol, max_in, &mut missing) {
         return exit;
     }
+    let mut notified = pin!(waker.notified());
+    let keepalive_on = client.keepalive.deadline().is_some();
+    let mut timer = pin!(tokio::time::sleep_until(timer_deadline(client)));
     let mut more = true;
     let mut needs_flush = false;
+    let mut reads = Reads::default();
     loop {
         if more && wbuf.len() < DRAIN_LIMIT {
+            buffers::reserve_for_batch(wbuf);
             match client.drain(Instant::now(), wbuf, DRAIN_LIMIT) {
                 Ok(m) => more = m,
                 Err(exit) => return exit,
             }
         }
         client.tally.flush(&client.broker.inner.counters);
-        let deadline = client
-            .keepalive
-            .deadline()
-            .map(tokio::time::Instant::from_std);
+        // Nothing to write and no partial packet: hold no buffer while
+        // waiting.
+        buffers::release_if_empty(wbuf);
+        buffers::release_if_empty(rbuf);
         let can_read = wbuf.len() < WRITE_HIGH;
-        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 2 {
-            rbuf.reserve(READ_CHUNK);
-        }
-        tokio::select! {
-            biased;
-            kick = kicks.recv() => {
-                let reason = kick.unwrap_or(ReasonCode::ServerShuttingDown);
-                return Exit::error(reason);
+        let wake = poll_fn(|cx| {
+            if let Poll::Ready(kick) = kicks.poll_recv(cx) {
+                return Poll::Ready(Wake::Kick(
+                    kick.unwrap_or(ReasonCode::ServerShuttingDown),
+                ));
             }
-            r = reader.read_buf(rbuf), if can_read => {
-                match r {
-                    Ok(0) | Err(_) => return Exit::lost(),
-                    Ok(n) => {
-                        client.tally.bytes_received += n as u64;
-                        if let Err(exit) = handle_buffered(client, rbuf, wbuf, protocol, max_in) {
-                            return exit;
-                        }
-                        // Acknowledgements may have opened the window.
-                        more = true;
-                    }
+            if !wbuf.is_empty() {
+                if let Poll::Ready(r) = buffers::poll_write(stream, cx, wbuf) {
+                    return Poll::Ready(Wake::Wrote(r));
+                }
+            } else if needs_flush {
+                if let Poll::Ready(r) = Pin::new(&mut *stream).poll_flush(cx) {
+                    return Poll::Ready(Wake::Flushed(r));
                 }
             }
-            w = write_some(writer, wbuf), if !wbuf.is_empty() || needs_flush => {
-                match w {
-                    Ok(0) if !wbuf.is_empty() => return Exit::lost(),
-                    Ok(n) => {
-                        if n > 0 {
-                            let _ = wbuf.split_to(n);
-                            needs_flush = true;
-                        } else {
-                            needs_flush = false;
-                        }
-                        more = true;
-                    }
-                    Err(_) => return Exit::lost(),
+            if can_read {
+                if let Poll::Ready(r) = buffers::poll_read(stream, cx, rbuf, missing) {
+                    return Poll::Ready(Wake::Read(r));
                 }
             }
-            _ = waker.notified() => {
+            if notified.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Wake::Queued);
+            }
+            if keepalive_on && timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Wake::Timer);
+            }
+            Poll::Pending
+        })
+        .await;
+        match wake {
+            Wake::Kick(reason) => return Exit::error(reason),
+            Wake::Wrote(Ok(0)) | Wake::Wrote(Err(_)) | Wake::Flushed(Err(_)) => {
+                return Exit::lost()
+            }
+            Wake::Wrote(Ok(_)) => {
+                needs_flush = true;
                 more = true;
             }
-            _ = sleep_until_opt(deadline) => {
+            Wake::Flushed(Ok(())) => needs_flush = false,
+            Wake::Read(Ok(0)) | Wake::Read(Err(_)) => return Exit::lost(),
+            Wake::Read(Ok(n)) => {
+                client.tally.bytes_received += n as u64;
+                if let Err(exit) = handle_buffered(client, rbuf, wbuf, protocol, max_in, &mut missing)
+                {
+                    return exit;
+                }
+                // Acknowledgements may have opened the window.
+                more = true;
+                if reads.fill(n) {
+                    tokio::task::yield_now().await;
+                }
+            }
+            Wake::Queued => {
+                notified.set(waker.notified());
+                more = true;
+            }
+            Wake::Timer => {
                 if client.keepalive.expired(Instant::now()) {
                     return Exit::error(ReasonCode::KeepAliveTimeout);
                 }
+                timer.as_mut().reset(timer_deadline(client));
             }
         }
     }
 }
 
-/// Decodes and handles every whole packet in `rbuf`.
+/// When the keep-alive timer should fire (far away when keep alive is off:
+/// the timer is then never polled).
+fn timer_deadline(client: &Client) -> tokio::time::Instant {
+    match client.keepalive.deadline() {
+        Some(d) => tokio::time::Instant::from_std(d),
+        None => tokio::time::Instant::now() + Duration::from_secs(86_400 * 365),
+    }
+}
+
+/// Decodes and handles every whole packet in `rbuf`; `missing` is set to
+/// what the partial packet left at its end still lacks.
 fn handle_buffered(
     client: &mut Client,
     rbuf: &mut BytesMut,
     wbuf: &mut BytesMut,
     protocol: Protocol,
     max_in: usize,
+    missing: &mut usize,
 ) -> Result<(), Exit> {
     let now = Instant::now();
     loop {
         match decode(rbuf, protocol, max_in) {
             Ok(p) => client.handle(p, now, wbuf)?,
             Err(CodecError::Incomplete(n)) => {
-                rbuf.reserve(n);
+                *missing = n;
                 return Ok(());
             }
             Err(e) => {
@@ -330,25 +376,5 @@ fn handle_buffered(
                 return Err(Exit::error(e.reason_code()));
             }
         }
-    }
-}
-
-/// Writes from `wbuf`, or flushes when it is empty (returns 0 then). Each
-/// step is cancel-safe, so it can sit in a `select!`.
-async fn write_some<W: AsyncWrite + Unpin>(
-    writer: &mut W,
-    wbuf: &BytesMut,
-) -> std::io::Result<usize> {
-    if wbuf.is_empty() {
-        writer.flush().await?;
-        return Ok(0);
-    }
-    writer.write(wbuf).await
-}
-
-async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
     }
 }

@@ -4,7 +4,7 @@
 //! `AsyncRead + AsyncWrite`; opens no sockets itself.
 //!
 //! Layout: pure, clock-free state (`index`, `retained`, `session`,
-//! `keepalive`, `alias`, `timers`) is unit-tested without I/O; `client`
+//! `keepalive`, `alias`, `timers`, `ratelimit`) is unit-tested without I/O; `client`
 //! handles one client's packets; `connection` owns the socket and buffers;
 //! `broker`, `routing` and `registry` hold the shared state.
 
@@ -12,6 +12,7 @@ mod alias;
 mod auth;
 mod background;
 mod broker;
+mod buffers;
 mod client;
 mod config;
 mod connect;
@@ -21,6 +22,7 @@ mod hooks;
 pub mod index;
 mod keepalive;
 mod message;
+mod ratelimit;
 mod registry;
 pub mod retained;
 mod routing;
@@ -30,7 +32,7 @@ mod sys;
 mod timers;
 
 pub use broker::Broker;
-pub use config::BrokerConfig;
+pub use config::{BrokerConfig, PublishRateAction};
 pub use event::{DropReason, Event};
 pub use hooks::{AllowAll, AuthDecision, AuthRequest, ClientRef, ConnectionInfo, Hooks, Transport};
 pub use message::Message;

@@ -12,6 +12,7 @@ use crate::alias::TopicAliases;
 use crate::broker::Broker;
 use crate::hooks::ClientRef;
 use crate::keepalive::KeepAlive;
+use crate::ratelimit::{PublishLimiter, PublishRateAction};
 use crate::routing::Scratch;
 use crate::session::{Outgoing, Session};
 use crate::stats::Tally;
@@ -69,6 +70,8 @@ pub(crate) struct Client {
     connect_expiry: u32,
     scratch: Scratch,
     pending: Vec<Outgoing>,
+    /// Publish rate limits, when configured.
+    limiter: Option<PublishLimiter>,
     pub tally: Tally,
 }
 
@@ -109,6 +112,7 @@ impl Client {
             usize::MAX
         };
         let aliases = TopicAliases::new(if v5 { cfg.max_topic_alias } else { 0 });
+        let limiter = PublishLimiter::new(cfg, now);
         Client {
             broker,
             session,
@@ -123,6 +127,7 @@ impl Client {
             connect_expiry: expiry,
             scratch: Vec::new(),
             pending: Vec::new(),
+            limiter,
             tally: Tally::default(),
         }
     }
@@ -149,6 +154,25 @@ impl Client {
         ClientRef {
             client_id: &self.client_id,
             username: self.username.as_deref(),
+        }
+    }
+
+    /// Applies the publish rate limits to a packet about to be handled:
+    /// `Ok(None)` to handle it now, `Ok(Some(t))` to hold it (and stop
+    /// reading) until `t`, or the exit for the `Disconnect` action.
+    pub fn admit(&mut self, packet: &Packet, now: Instant) -> Result<Option<Instant>, Exit> {
+        let (Some(limiter), Packet::Publish(p)) = (&mut self.limiter, packet) else {
+            return Ok(None);
+        };
+        match limiter.admit(p.payload.len(), now) {
+            Ok(()) => Ok(None),
+            Err(at) => match self.broker.config().publish_rate_action {
+                PublishRateAction::Throttle => Ok(Some(at)),
+                PublishRateAction::Disconnect => {
+                    tracing::debug!(client_id = &*self.client_id, "publish rate exceeded");
+                    Err(Exit::error(ReasonCode::MessageRateTooHigh))
+                }
+            },
         }
     }
 

@@ -1,5 +1,6 @@
-//! SUBSCRIBE and UNSUBSCRIBE: per-filter checks and codes, index updates,
-//! retained messages for new subscriptions.
+//! SUBSCRIBE and UNSUBSCRIBE: per-filter checks and codes (the
+//! subscriptions-per-client quota among them), index updates, retained
+//! messages for new subscriptions.
 
 use bytes::BytesMut;
 use midge_proto::{
@@ -41,6 +42,15 @@ impl Client {
             {
                 reasons.push(fail(ReasonCode::NotAuthorized));
                 continue;
+            }
+            if cfg.max_subscriptions_per_client > 0 {
+                let st = self.session.state.lock();
+                if st.subscriptions.len() >= cfg.max_subscriptions_per_client
+                    && !st.subscriptions.contains_key(f)
+                {
+                    reasons.push(fail(ReasonCode::QuotaExceeded));
+                    continue;
+                }
             }
             let mut options = sub.options;
             options.qos = options.qos.min(cfg.maximum_qos);
