@@ -67,6 +67,10 @@ pub struct ListenerConfig {
     /// Refuse TLS clients without a valid certificate.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub require_certificate: bool,
+    /// Use the verified client certificate's Common Name as the username
+    /// (no password asked), as Mosquitto's `use_identity_as_username`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub use_identity_as_username: bool,
     /// Open connections on this listener; 0 = unlimited. Over it, new
     /// sockets are closed at accept.
     #[serde(default, skip_serializing_if = "is_zero")]
@@ -87,6 +91,7 @@ impl ListenerConfig {
             key: None,
             cafile: None,
             require_certificate: false,
+            use_identity_as_username: false,
             max_connections: 0,
         }
     }
@@ -129,6 +134,11 @@ impl ListenerConfig {
                 "listener {name}: cert/key/cafile given but kind {} does not use TLS (use {}s)",
                 self.kind.scheme(),
                 self.kind.scheme()
+            )));
+        }
+        if self.use_identity_as_username && !self.require_certificate {
+            return Err(ConfigError::Invalid(format!(
+                "listener {name}: use_identity_as_username needs require_certificate (and cafile)"
             )));
         }
         if self.require_certificate && self.cafile.is_none() {

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub mod gate;
 pub mod http;
 mod listener;
@@ -80,7 +81,11 @@ impl Server {
             path: config.data_dir.clone(),
             source,
         })?;
-        let hooks = if config.auth.is_open() {
+        // Certificate identities become usernames in the auth hooks, so a
+        // listener that uses them needs the hooks even when nothing else
+        // is configured.
+        let identities = config.listeners.iter().any(|l| l.use_identity_as_username);
+        let hooks = if config.auth.is_open() && !identities {
             None
         } else {
             let hooks = AuthHooks::new(&config.auth).map_err(ServerError::Auth)?;
@@ -177,6 +182,7 @@ impl Server {
                     tracker.spawn(serve_tls(
                         socket,
                         tls,
+                        l.use_identity_as_username,
                         name.clone(),
                         gate,
                         broker.clone(),

@@ -69,6 +69,7 @@ pub async fn serve_tcp(
 pub async fn serve_tls(
     listener: TcpListener,
     tls: TlsAcceptorHandle,
+    identity_as_username: bool,
     name: Arc<str>,
     gate: Arc<Gate>,
     broker: Broker,
@@ -110,15 +111,44 @@ pub async fn serve_tls(
                     return;
                 }
             };
+            let tls_identity = if identity_as_username {
+                match certificate_common_name(&stream) {
+                    Some(cn) => Some(Arc::from(cn)),
+                    None => {
+                        // require_certificate guarantees a verified chain;
+                        // one without a CN cannot name a user.
+                        tracing::info!(listener = %name, %remote, "client certificate has no Common Name; closing");
+                        return;
+                    }
+                }
+            } else {
+                None
+            };
             let info = ConnectionInfo {
                 remote_addr: Some(remote),
                 listener: name,
                 transport: Transport::Tls,
-                tls_identity: None,
+                tls_identity,
             };
             broker.handle_connection(stream, info).await
         });
     }
+}
+
+/// The Common Name of the client's (verified) leaf certificate.
+fn certificate_common_name(
+    stream: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+) -> Option<String> {
+    let leaf = stream.get_ref().1.peer_certificates()?.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_owned();
+    Some(cn)
 }
 
 /// Asks the listener's gate; a refused socket is dropped (closed) by the

@@ -349,3 +349,41 @@ async fn mosquitto_clients_with_cafile() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "over tls");
     server.shutdown(WAIT).await;
 }
+
+#[tokio::test]
+async fn certificate_common_name_becomes_the_username() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = make_ca("midge test CA");
+    let (cert, key) = make_leaf(&ca, "localhost", false);
+    let (client_cert, client_key) = make_leaf(&ca, "sensor-17", false);
+    let l = ListenerConfig {
+        use_identity_as_username: true,
+        ..tls_listener(
+            write(dir.path(), "c.pem", &cert),
+            write(dir.path(), "k.pem", &key),
+            Some(write(dir.path(), "ca.pem", &ca.cert.pem())),
+            true,
+        )
+    };
+    let server = start(&config(vec![l], dir.path())).await;
+    let mut events = server.broker().events();
+    let addr = addr_of(&server, ListenerKind::Mqtts);
+    let _client = mqtt_over_tls(
+        addr,
+        client_config(&ca.cert.pem(), Some((&client_cert, &client_key))),
+        "dev",
+    )
+    .await
+    .expect("certificate login without a password");
+    let username = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Ok(midge_broker::Event::ClientConnected { username, .. }) = events.recv().await {
+                return username;
+            }
+        }
+    })
+    .await
+    .expect("connected event");
+    assert_eq!(username.as_deref(), Some("sensor-17"));
+    server.shutdown(WAIT).await;
+}

@@ -155,6 +155,14 @@ impl Hooks for AuthHooks {
                 };
             }
         }
+        // A client certificate verified by a listener with
+        // `use_identity_as_username` is the user: its CN replaces any
+        // username and no password is asked, as in Mosquitto.
+        if let Some(identity) = &req.info.tls_identity {
+            return AuthDecision::Allow {
+                username: Some(identity.to_string()),
+            };
+        }
         let ip = req.info.remote_addr.map(|a| a.ip());
         if let Some(ip) = ip {
             if let Some(left) = self.limiter.blocked(ip, Instant::now()) {
