@@ -127,7 +127,17 @@ where
     client.tally.bytes_received += first_bytes;
     inner.counters.client_connected();
     let exit = match client.send(&Packet::ConnAck(connack), &mut wbuf) {
-        Ok(()) => serve(&mut client, &mut stream, &mut rbuf, &mut wbuf, kick_rx, &waker).await,
+        Ok(()) => {
+            serve(
+                &mut client,
+                &mut stream,
+                &mut rbuf,
+                &mut wbuf,
+                kick_rx,
+                &waker,
+            )
+            .await
+        }
         Err(exit) => exit,
     };
     if let Some(d) = client.disconnect_packet(&exit) {
@@ -230,6 +240,8 @@ enum Wake {
     Queued,
     /// The keep-alive deadline as it was when the timer was set.
     Timer,
+    /// A PUBLISH held by the rate limit may go now.
+    Resume,
 }
 
 /// The connected loop: read and handle packets, drain the session queue,
@@ -253,14 +265,27 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     if let Err(exit) = client.resend_inflight(Instant::now(), wbuf) {
         return exit;
     }
+    // A PUBLISH over the client's rate, waiting for tokens (Throttle): the
+    // socket is not read meanwhile.
+    let mut held: Option<Held> = None;
     // Packets that arrived in the same read as CONNECT are already here.
     let mut missing = 0;
-    if let Err(exit) = handle_buffered(client, rbuf, wbuf, protocol, max_in, &mut missing) {
+    if let Err(exit) = handle_buffered(
+        client,
+        rbuf,
+        wbuf,
+        protocol,
+        max_in,
+        &mut missing,
+        &mut held,
+    ) {
         return exit;
     }
     let mut notified = pin!(waker.notified());
     let keepalive_on = client.keepalive.deadline().is_some();
     let mut timer = pin!(tokio::time::sleep_until(timer_deadline(client)));
+    let mut resume = pin!(tokio::time::sleep_until(tokio::time::Instant::now()));
+    let mut resume_armed: Option<Instant> = None;
     let mut more = true;
     let mut needs_flush = false;
     let mut reads = Reads::default();
@@ -277,12 +302,19 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         // waiting.
         buffers::release_if_empty(wbuf);
         buffers::release_if_empty(rbuf);
-        let can_read = wbuf.len() < WRITE_HIGH;
+        let throttled = held.is_some();
+        if let Some(h) = &held {
+            if resume_armed != Some(h.until) {
+                resume
+                    .as_mut()
+                    .reset(tokio::time::Instant::from_std(h.until));
+                resume_armed = Some(h.until);
+            }
+        }
+        let can_read = wbuf.len() < WRITE_HIGH && !throttled;
         let wake = poll_fn(|cx| {
             if let Poll::Ready(kick) = kicks.poll_recv(cx) {
-                return Poll::Ready(Wake::Kick(
-                    kick.unwrap_or(ReasonCode::ServerShuttingDown),
-                ));
+                return Poll::Ready(Wake::Kick(kick.unwrap_or(ReasonCode::ServerShuttingDown)));
             }
             if !wbuf.is_empty() {
                 if let Poll::Ready(r) = buffers::poll_write(stream, cx, wbuf) {
@@ -301,8 +333,13 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             if notified.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Wake::Queued);
             }
-            if keepalive_on && timer.as_mut().poll(cx).is_ready() {
+            // While throttled the client's packets wait unread in the
+            // socket: keep alive does not run against it then.
+            if keepalive_on && !throttled && timer.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Wake::Timer);
+            }
+            if throttled && resume.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Wake::Resume);
             }
             Poll::Pending
         })
@@ -320,8 +357,15 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             Wake::Read(Ok(0)) | Wake::Read(Err(_)) => return Exit::lost(),
             Wake::Read(Ok(n)) => {
                 client.tally.bytes_received += n as u64;
-                if let Err(exit) = handle_buffered(client, rbuf, wbuf, protocol, max_in, &mut missing)
-                {
+                if let Err(exit) = handle_buffered(
+                    client,
+                    rbuf,
+                    wbuf,
+                    protocol,
+                    max_in,
+                    &mut missing,
+                    &mut held,
+                ) {
                     return exit;
                 }
                 // Acknowledgements may have opened the window.
@@ -332,6 +376,21 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Wake::Queued => {
                 notified.set(waker.notified());
+                more = true;
+            }
+            Wake::Resume => {
+                resume_armed = None;
+                if let Err(exit) = handle_buffered(
+                    client,
+                    rbuf,
+                    wbuf,
+                    protocol,
+                    max_in,
+                    &mut missing,
+                    &mut held,
+                ) {
+                    return exit;
+                }
                 more = true;
             }
             Wake::Timer => {
@@ -353,8 +412,16 @@ fn timer_deadline(client: &Client) -> tokio::time::Instant {
     }
 }
 
-/// Decodes and handles every whole packet in `rbuf`; `missing` is set to
-/// what the partial packet left at its end still lacks.
+/// A decoded packet that the publish rate limit holds back until `until`.
+struct Held {
+    packet: Packet,
+    until: Instant,
+}
+
+/// Handles the held packet if its time has come, then decodes and handles
+/// every whole packet in `rbuf`, stopping at one the rate limit holds (it
+/// goes into `held`). `missing` is set to what the partial packet left at
+/// the end of `rbuf` still lacks.
 fn handle_buffered(
     client: &mut Client,
     rbuf: &mut BytesMut,
@@ -362,11 +429,21 @@ fn handle_buffered(
     protocol: Protocol,
     max_in: usize,
     missing: &mut usize,
+    held: &mut Option<Held>,
 ) -> Result<(), Exit> {
     let now = Instant::now();
+    if let Some(h) = held.take() {
+        if !admit(client, h.packet, now, wbuf, held)? {
+            return Ok(());
+        }
+    }
     loop {
         match decode(rbuf, protocol, max_in) {
-            Ok(p) => client.handle(p, now, wbuf)?,
+            Ok(p) => {
+                if !admit(client, p, now, wbuf, held)? {
+                    return Ok(());
+                }
+            }
             Err(CodecError::Incomplete(n)) => {
                 *missing = n;
                 return Ok(());
@@ -375,6 +452,24 @@ fn handle_buffered(
                 tracing::debug!(client_id = &*client.client_id, error = %e, "closing on a bad packet");
                 return Err(Exit::error(e.reason_code()));
             }
+        }
+    }
+}
+
+/// Handles `packet` if the publish rate limit lets it through now (true),
+/// else holds it (false).
+fn admit(
+    client: &mut Client,
+    packet: Packet,
+    now: Instant,
+    wbuf: &mut BytesMut,
+    held: &mut Option<Held>,
+) -> Result<bool, Exit> {
+    match client.admit(&packet, now)? {
+        None => client.handle(packet, now, wbuf).map(|()| true),
+        Some(until) => {
+            *held = Some(Held { packet, until });
+            Ok(false)
         }
     }
 }
