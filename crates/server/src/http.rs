@@ -12,7 +12,7 @@ use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -41,7 +41,7 @@ pub struct HttpState {
 pub fn router(state: HttpState) -> Router {
     Router::new()
         .route("/mqtt", any(mqtt_websocket))
-        .route("/", get(index))
+        .merge(crate::dashboard::router())
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(crate::web::routes(&state))
         // Socket.IO answers /socket.io/ itself and passes everything else on.
@@ -51,13 +51,6 @@ pub fn router(state: HttpState) -> Router {
             mqtt_upgrade_anywhere,
         ))
         .with_state(state)
-}
-
-async fn index() -> Html<&'static str> {
-    Html(concat!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>midge</title></head>",
-        "<body><h1>midge</h1><p>MQTT over WebSocket: <code>ws://HOST:PORT/mqtt</code></p></body></html>"
-    ))
 }
 
 /// An upgrade request that offers an MQTT subprotocol becomes an MQTT
