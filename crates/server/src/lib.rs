@@ -4,7 +4,6 @@
 pub mod auth;
 pub mod config;
 pub mod dashboard;
-pub mod dashboard;
 pub mod gate;
 pub mod http;
 mod listener;
