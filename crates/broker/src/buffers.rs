@@ -153,7 +153,7 @@ mod tests {
         assert_eq!(n, 6);
         assert_eq!(&rbuf[..], b"hello world");
         drop(a);
-        rbuf.clear();
+        let mut rbuf = BytesMut::new();
         let n = poll_fn(|cx| poll_read(&mut b, cx, &mut rbuf, 0))
             .await
             .unwrap();
