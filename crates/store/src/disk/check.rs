@@ -151,6 +151,8 @@ impl fmt::Display for CheckReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RepairReport {
     pub dir: PathBuf,
+    /// False when the directory has no database file yet (nothing to do).
+    pub database_found: bool,
     /// Whether the rows were copied into a fresh database (the file was
     /// damaged beyond what redb repairs).
     pub rebuilt: bool,
@@ -170,6 +172,9 @@ pub struct RepairReport {
 impl fmt::Display for RepairReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "data directory: {}", self.dir.display())?;
+        if !self.database_found {
+            return write!(f, "no database file yet: nothing to repair");
+        }
         if self.rebuilt {
             writeln!(
                 f,
@@ -226,7 +231,7 @@ pub fn check(path: impl AsRef<Path>) -> Result<CheckReport, StoreError> {
 }
 
 fn inspect(path: &Path, verify: bool) -> Result<CheckReport, StoreError> {
-    let dir = DataDir::open(path)?;
+    let dir = DataDir::open_existing(path)?;
     let db_path = dir.db_path();
     let mut report = CheckReport {
         dir: path.to_path_buf(),
@@ -278,10 +283,11 @@ fn inspect(path: &Path, verify: bool) -> Result<CheckReport, StoreError> {
 /// Repairs a data directory: see the module documentation.
 pub fn repair(path: impl AsRef<Path>) -> Result<RepairReport, StoreError> {
     let path = path.as_ref();
-    let dir = DataDir::open(path)?;
+    let dir = DataDir::open_existing(path)?;
     let db_path = dir.db_path();
     let mut report = RepairReport {
         dir: path.to_path_buf(),
+        database_found: db_path.exists(),
         rebuilt: false,
         damaged_file: None,
         salvaged_rows: 0,

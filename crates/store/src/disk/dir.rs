@@ -76,6 +76,18 @@ impl DataDir {
         })
     }
 
+    /// Like [`DataDir::open`] for the offline tools: the directory must
+    /// exist already (a typo must not create an empty store).
+    pub fn open_existing(path: &Path) -> Result<DataDir, StoreError> {
+        if !path.is_dir() {
+            return Err(StoreError::NotAStore {
+                path: path.to_path_buf(),
+                reason: "no such directory".into(),
+            });
+        }
+        DataDir::open(path)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
