@@ -18,11 +18,9 @@ use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use midge_broker::{Broker, ConnectionInfo, Transport};
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 
-use crate::gate::Gate;
+use crate::listener::Acceptor;
 use crate::tls::TlsAcceptorHandle;
 use crate::ws::{offers_mqtt, WsIo, MQTT_SUBPROTOCOLS};
 
@@ -112,36 +110,13 @@ fn upgrade(ws: WebSocketUpgrade, state: HttpState, remote: Option<SocketAddr>) -
         )
 }
 
-/// Accepts HTTP (or, with `tls`, HTTPS) connections until `shutdown`.
-pub async fn serve_http(
-    listener: TcpListener,
-    name: Arc<str>,
-    gate: Arc<Gate>,
-    router: Router,
-    tls: Option<TlsAcceptorHandle>,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-) {
-    loop {
-        let (stream, remote) = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = listener.accept() => match r {
-                Ok(v) => v,
-                Err(e) => {
-                    tracing::warn!(error = %e, "HTTP accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        let Ok(permit) = crate::listener::admit(&gate, &name, remote) else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
+/// Serves HTTP (or, with `tls`, HTTPS) until shutdown.
+pub async fn serve_http(acceptor: Acceptor, router: Router, tls: Option<TlsAcceptorHandle>) {
+    while let Some((stream, remote, permit)) = acceptor.next().await {
         let router = router.clone();
         let tls = tls.clone();
-        let shutdown = shutdown.clone();
-        tracker.spawn(async move {
+        let shutdown = acceptor.shutdown.clone();
+        acceptor.tracker.spawn(async move {
             let _permit = permit;
             let service = router.layer(axum::Extension(ConnectInfo(remote)));
             let service = TowerToHyperService::new(service.into_service());

@@ -22,7 +22,7 @@ use tokio_util::task::TaskTracker;
 
 pub use auth::{AuthConfig, AuthHooks};
 pub use config::{Config, ConfigError, ListenerConfig, ListenerKind};
-pub use listener::{serve_tcp, serve_tls};
+pub use listener::{serve_tcp, serve_tls, Acceptor};
 pub use tls::{TlsAcceptorHandle, TlsError, TlsFiles};
 
 /// Why the server could not start.
@@ -161,33 +161,27 @@ impl Server {
                 }
                 None => None,
             };
-            let token = shutdown.child_token();
-            let gate = gate::Gate::new(
-                l.max_connections,
-                config.limits.max_connection_rate,
-                config.limits.connection_rate_burst,
-            );
+            let acceptor = Acceptor {
+                listener: socket,
+                name: name.clone(),
+                gate: gate::Gate::new(
+                    l.max_connections,
+                    config.limits.max_connection_rate,
+                    config.limits.connection_rate_burst,
+                ),
+                shutdown: shutdown.child_token(),
+                tracker: tracker.clone(),
+            };
             match (l.kind, tls) {
                 (ListenerKind::Mqtt, _) => {
-                    tracker.spawn(serve_tcp(
-                        socket,
-                        name.clone(),
-                        gate,
-                        broker.clone(),
-                        token,
-                        tracker.clone(),
-                    ));
+                    tracker.spawn(serve_tcp(acceptor, broker.clone()));
                 }
                 (ListenerKind::Mqtts, Some(tls)) => {
                     tracker.spawn(serve_tls(
-                        socket,
+                        acceptor,
+                        broker.clone(),
                         tls,
                         l.use_identity_as_username,
-                        name.clone(),
-                        gate,
-                        broker.clone(),
-                        token,
-                        tracker.clone(),
                     ));
                 }
                 (ListenerKind::Ws | ListenerKind::Wss, tls) => {
@@ -203,15 +197,7 @@ impl Server {
                         max_packet_size: config.limits.max_packet_size as usize,
                         web: web.clone(),
                     };
-                    tracker.spawn(http::serve_http(
-                        socket,
-                        name.clone(),
-                        gate,
-                        http::router(state),
-                        tls,
-                        token,
-                        tracker.clone(),
-                    ));
+                    tracker.spawn(http::serve_http(acceptor, http::router(state), tls));
                 }
                 (ListenerKind::Mqtts, None) => {
                     // validate() guarantees TLS files for mqtts.

@@ -5,58 +5,55 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use midge_broker::{Broker, ConnectionInfo, Transport};
-use tokio::net::TcpListener;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::gate::{Gate, Permit, Refusal};
 use crate::tls::TlsAcceptorHandle;
 
-/// Accepts connections on `listener` until `shutdown` is cancelled, running
-/// each one on its own task tracked by `tracker`.
-pub async fn serve_tcp(
-    listener: TcpListener,
-    name: Arc<str>,
-    gate: Arc<Gate>,
-    broker: Broker,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = listener.accept() => r,
-        };
-        match accepted {
-            Ok((stream, remote)) => {
-                let Ok(permit) = admit(&gate, &name, remote) else {
-                    continue;
-                };
-                // Small MQTT packets must leave at once; the connection
-                // batches writes itself, so Nagle only adds latency.
-                if let Err(e) = stream.set_nodelay(true) {
-                    tracing::debug!(%remote, error = %e, "cannot set TCP_NODELAY");
+/// One listener's accept loop: its socket, name, admission gate and the
+/// shutdown signal. Shared by the TCP, TLS and HTTP listeners.
+#[derive(Debug)]
+pub struct Acceptor {
+    pub listener: TcpListener,
+    pub name: Arc<str>,
+    pub gate: Arc<Gate>,
+    pub shutdown: CancellationToken,
+    pub tracker: TaskTracker,
+}
+
+impl Acceptor {
+    /// The next admitted connection, tuned for MQTT; `None` on shutdown.
+    pub async fn next(&self) -> Option<(TcpStream, SocketAddr, Permit)> {
+        loop {
+            let accepted = tokio::select! {
+                _ = self.shutdown.cancelled() => return None,
+                r = self.listener.accept() => r,
+            };
+            match accepted {
+                Ok((stream, remote)) => {
+                    let Ok(permit) = admit(&self.gate, &self.name, remote) else {
+                        continue;
+                    };
+                    // Small MQTT packets must leave at once; the connection
+                    // batches writes itself, so Nagle only adds latency.
+                    if let Err(e) = stream.set_nodelay(true) {
+                        tracing::debug!(%remote, error = %e, "cannot set TCP_NODELAY");
+                    }
+                    return Some((stream, remote, permit));
                 }
-                let info = ConnectionInfo {
-                    remote_addr: Some(remote),
-                    listener: name.clone(),
-                    transport: Transport::Tcp,
-                    tls_identity: None,
-                };
-                let broker = broker.clone();
-                tracker.spawn(async move {
-                    broker.handle_connection(stream, info).await;
-                    drop(permit);
-                });
-            }
-            Err(e) => {
-                // Running out of file descriptors (EMFILE) or a connection
-                // reset before accept are transient: log, back off, go on.
-                tracing::warn!(listener = %name, error = %e, "accept failed");
-                if is_resource_exhaustion(&e) {
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                Err(e) => {
+                    // Running out of file descriptors (EMFILE) or a reset
+                    // before accept are transient: log, back off, go on.
+                    tracing::warn!(listener = %self.name, error = %e, "accept failed");
+                    if is_resource_exhaustion(&e) {
+                        tokio::select! {
+                            _ = self.shutdown.cancelled() => return None,
+                            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        }
                     }
                 }
             }
@@ -64,39 +61,35 @@ pub async fn serve_tcp(
     }
 }
 
-/// Accepts TLS connections: the handshake runs on the connection's own task
-/// so a slow client cannot stall the accept loop.
+/// Serves MQTT over TCP until shutdown, each connection on its own task.
+pub async fn serve_tcp(acceptor: Acceptor, broker: Broker) {
+    while let Some((stream, remote, permit)) = acceptor.next().await {
+        let info = ConnectionInfo {
+            remote_addr: Some(remote),
+            listener: acceptor.name.clone(),
+            transport: Transport::Tcp,
+            tls_identity: None,
+        };
+        let broker = broker.clone();
+        acceptor.tracker.spawn(async move {
+            broker.handle_connection(stream, info).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Serves MQTT over TLS: the handshake runs on the connection's own task so
+/// a slow client cannot stall the accept loop. With `identity_as_username`
+/// the client certificate's Common Name is passed on as the identity.
 pub async fn serve_tls(
-    listener: TcpListener,
+    acceptor: Acceptor,
+    broker: Broker,
     tls: TlsAcceptorHandle,
     identity_as_username: bool,
-    name: Arc<str>,
-    gate: Arc<Gate>,
-    broker: Broker,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
 ) {
-    loop {
-        let accepted = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            r = listener.accept() => r,
-        };
-        let (stream, remote) = match accepted {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(listener = %name, error = %e, "accept failed");
-                if is_resource_exhaustion(&e) {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                continue;
-            }
-        };
-        let Ok(permit) = admit(&gate, &name, remote) else {
-            continue;
-        };
-        let _ = stream.set_nodelay(true);
-        let (tls, broker, name) = (tls.clone(), broker.clone(), name.clone());
-        tracker.spawn(async move {
+    while let Some((stream, remote, permit)) = acceptor.next().await {
+        let (tls, broker, name) = (tls.clone(), broker.clone(), acceptor.name.clone());
+        acceptor.tracker.spawn(async move {
             let _permit = permit;
             // Bound the handshake like CONNECT: an idle socket must not
             // hold a task forever.
@@ -135,6 +128,8 @@ pub async fn serve_tls(
     }
 }
 
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The Common Name of the client's (verified) leaf certificate.
 fn certificate_common_name(
     stream: &tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
@@ -153,11 +148,7 @@ fn certificate_common_name(
 
 /// Asks the listener's gate; a refused socket is dropped (closed) by the
 /// caller without reading from it.
-pub(crate) fn admit(
-    gate: &Arc<Gate>,
-    name: &str,
-    remote: std::net::SocketAddr,
-) -> Result<Permit, Refusal> {
+fn admit(gate: &Arc<Gate>, name: &str, remote: std::net::SocketAddr) -> Result<Permit, Refusal> {
     gate.admit(remote.ip(), std::time::Instant::now())
         .inspect_err(|why| {
             // Debug level: a flood must not turn into a flood of log lines; the
@@ -165,8 +156,6 @@ pub(crate) fn admit(
             tracing::debug!(listener = name, %remote, ?why, "connection refused at accept");
         })
 }
-
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn is_resource_exhaustion(e: &io::Error) -> bool {
     // EMFILE (24) and ENFILE (23), ENOBUFS (105), ENOMEM (12).
