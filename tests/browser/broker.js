@@ -62,7 +62,8 @@ async function startBroker(opts = {}) {
 function passwordFile(file, users) {
   const { execFileSync } = require('node:child_process');
   const lines = Object.entries(users).map(([u, p]) => `${u}:${p}\n`).join('');
-  execFileSync(BIN, ['passwd', '--stdin', file], { input: lines, timeout: 60000 });
+  fs.writeFileSync(file, '');
+  execFileSync(BIN, ['passwd', '--stdin', file], { input: lines, timeout: 60000, stdio: 'pipe' });
 }
 
 module.exports = { startBroker, passwordFile, BIN };

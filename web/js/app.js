@@ -92,6 +92,8 @@ monitor.addEventListener('status', (e) => {
       api.stop();
       apiActive = false;
     }
+    // Who may read the management API may have changed.
+    if (!$('#view-clients').hidden) clients.refresh();
   } else if (state === 'auth') {
     api.stop();
     apiActive = false;

@@ -57,13 +57,19 @@ export class ClientView {
     this.setConnected(false, 'Not connected.');
   }
 
-  /** Fills empty credential fields with the signed-in user's. */
+  /**
+   * Fills the credential fields with the signed-in user's, unless the user
+   * typed other ones (fields still holding the last filled-in values follow
+   * the session, sign-out included).
+   */
   prefill() {
     const f = this.form.elements;
-    if (this.session.creds && !f.username.value) {
-      f.username.value = this.session.creds.username;
-      f.password.value = this.session.creds.password;
-    }
+    const last = this.filled || { username: '', password: '' };
+    if (f.username.value !== last.username || f.password.value !== last.password) return;
+    const creds = this.session.creds || { username: '', password: '' };
+    f.username.value = creds.username;
+    f.password.value = creds.password;
+    this.filled = { username: creds.username, password: creds.password };
   }
 
   url() {
