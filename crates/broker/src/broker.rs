@@ -217,19 +217,26 @@ impl Inner {
         }
     }
 
-    /// Counts a message not delivered to `client_id`, with an event and a
-    /// rate-limited warning.
-    pub fn note_drop(&self, client_id: &Arc<str>, reason: DropReason) {
+    /// Counts `n` messages not delivered to `session` (broker-wide and per
+    /// session), with one event each and a rate-limited warning.
+    pub fn note_drops(&self, session: &Session, reason: DropReason, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let client_id = &session.client_id;
+        session.count_dropped(n);
         self.counters
             .publish_dropped
-            .fetch_add(1, Ordering::Relaxed);
-        self.emit(|| Event::MessageDropped {
-            client_id: client_id.clone(),
-            reason,
-        });
+            .fetch_add(n, Ordering::Relaxed);
+        for _ in 0..n {
+            self.emit(|| Event::MessageDropped {
+                client_id: client_id.clone(),
+                reason,
+            });
+        }
         if reason == DropReason::QueueFull {
             let mut w = self.drop_warn.lock();
-            w.1 += 1;
+            w.1 += n;
             let now = Instant::now();
             let due = match w.0 {
                 None => true,

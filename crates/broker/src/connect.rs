@@ -18,7 +18,7 @@ use crate::hooks::{AuthDecision, ClientRef, ConnectionInfo};
 use crate::keepalive;
 use crate::message::Message;
 use crate::registry::Attach;
-use crate::session::{Owner, WillState};
+use crate::session::{Owner, Peer, WillState};
 
 /// A refused CONNECT: the CONNACK to send before closing.
 pub(crate) fn refusal(reason: ReasonCode) -> Box<ConnAck> {
@@ -173,6 +173,14 @@ pub(crate) async fn connect(
         owner: Owner { conn_id, waker },
         will,
         username: username.clone(),
+        peer: Peer {
+            remote_addr: info.remote_addr,
+            listener: info.listener.clone(),
+            transport: info.transport,
+            clean_start: c.clean_start,
+            keep_alive,
+            connected_at: std::time::SystemTime::now(),
+        },
     });
     let mut properties = Properties::default();
     if v5 {

@@ -14,7 +14,9 @@ use midge_proto::{Protocol, QoS, ReasonCode};
 pub enum DropReason {
     /// The subscriber's queue was full.
     QueueFull,
-    /// QoS 0 message for an offline session (not queued).
+    /// A QoS 0 message still queued when its session went offline (offline
+    /// sessions keep QoS 1/2 only). QoS 0 messages routed to a session that
+    /// is already offline are skipped without being counted.
     Offline,
     /// Larger than the subscriber's Maximum Packet Size.
     TooLarge,

@@ -8,6 +8,7 @@
 //! handles one client's packets; `connection` owns the socket and buffers;
 //! `broker`, `routing` and `registry` hold the shared state.
 
+mod admin;
 mod alias;
 mod auth;
 mod background;
@@ -31,6 +32,7 @@ mod stats;
 mod sys;
 mod timers;
 
+pub use admin::{ClientInfo, SubscriptionInfo};
 pub use broker::Broker;
 pub use config::{BrokerConfig, PublishRateAction};
 pub use event::{DropReason, Event};

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use midge_proto::{Protocol, ReasonCode};
 
 use crate::broker::Inner;
+use crate::event::DropReason;
 use crate::message::Message;
-use crate::session::{Owner, Session, WillState};
+use crate::session::{Owner, Peer, Session, WillState};
 use crate::timers::PendingWill;
 
 /// What the new connection needs to know about the session it got.
@@ -29,6 +30,7 @@ pub(crate) struct Attach {
     pub owner: Owner,
     pub will: Option<WillState>,
     pub username: Option<Arc<str>>,
+    pub peer: Peer,
 }
 
 impl Inner {
@@ -65,6 +67,7 @@ impl Inner {
                     st.expiry_interval = a.expiry;
                     st.expires_at = None;
                     st.protocol = a.protocol;
+                    st.peer = Some(a.peer.clone());
                     drop(st);
                     old.set_online(true);
                     resumed = Some(old);
@@ -84,6 +87,7 @@ impl Inner {
                         st.owner = Some(a.owner);
                         st.will = a.will;
                         st.expiry_interval = a.expiry;
+                        st.peer = Some(a.peer);
                     }
                     s.set_online(true);
                     reg.insert(a.client_id.clone(), s.clone());
@@ -121,7 +125,8 @@ impl Inner {
 
     /// Detaches connection `conn_id` from `session` when it ends. Does
     /// nothing if another connection took the session over. Ends a session
-    /// whose expiry interval is 0, and publishes or schedules the will when
+    /// whose expiry interval is 0 (one already ended by an administrative
+    /// discard is over too), and publishes or schedules the will when
     /// `publish_will` (no DISCONNECT, or DISCONNECT 0x04).
     pub fn connection_closed(
         &self,
@@ -130,7 +135,7 @@ impl Inner {
         publish_will: bool,
         now: Instant,
     ) {
-        let (will, ended, expiry) = {
+        let (will, ended, expiry, qos0_dropped) = {
             let mut reg = self.sessions.lock();
             let mut st = session.state.lock();
             if st.owner.as_ref().map(|o| o.conn_id) != Some(conn_id) {
@@ -140,7 +145,8 @@ impl Inner {
             session.set_online(false);
             let will = st.will.take();
             let expiry = st.expiry_interval;
-            let ended = expiry == 0;
+            let ended = expiry == 0 || st.ended;
+            let mut qos0_dropped = 0;
             if ended {
                 st.ended = true;
                 drop(st);
@@ -152,7 +158,7 @@ impl Inner {
                 }
             } else {
                 // Offline sessions keep QoS 1/2 only.
-                st.outbound.drop_queued_qos0();
+                qos0_dropped = st.outbound.drop_queued_qos0();
                 if expiry != u32::MAX {
                     let at = now + Duration::from_secs(u64::from(expiry));
                     st.expires_at = Some(at);
@@ -163,8 +169,9 @@ impl Inner {
                     self.timers_changed.notify_one();
                 }
             }
-            (will, ended, expiry)
+            (will, ended, expiry, qos0_dropped)
         };
+        self.note_drops(session, DropReason::Offline, qos0_dropped as u64);
         if ended {
             self.end_session(session);
         }

@@ -120,7 +120,7 @@ impl Inner {
             Ok(()) => true,
             Err(DropReason::Offline) => false,
             Err(reason) => {
-                self.note_drop(&session.client_id, reason);
+                self.note_drops(session, reason, 1);
                 false
             }
         }
@@ -144,11 +144,20 @@ impl Inner {
             .index
             .write()
             .subscribe(filter, session.id, session.clone(), info);
-        session
-            .state
-            .lock()
-            .subscriptions
-            .insert(filter.clone(), Subscribed { options, id });
+        let ended = {
+            let mut st = session.state.lock();
+            if !st.ended {
+                st.subscriptions
+                    .insert(filter.clone(), Subscribed { options, id });
+            }
+            st.ended
+        };
+        // The session ended (discarded by an administrator, taken over with
+        // clean start) while its connection still ran: `end_session` may
+        // have cleaned the index already, so the entry just added goes too.
+        if ended {
+            self.index.write().unsubscribe(filter, session.id);
+        }
         new
     }
 

@@ -52,11 +52,9 @@ impl Client {
                 }
                 std::mem::take(&mut st.outbound.expired)
             };
-            for _ in 0..expired {
-                self.broker
-                    .inner
-                    .note_drop(&self.client_id, DropReason::Expired);
-            }
+            self.broker
+                .inner
+                .note_drops(&self.session, DropReason::Expired, expired);
             let got = self.pending.len();
             self.write_pending(now, out)?;
             if got < DRAIN_BATCH {
@@ -85,7 +83,7 @@ impl Client {
                         }
                         self.broker
                             .inner
-                            .note_drop(&self.client_id, DropReason::TooLarge);
+                            .note_drops(&self.session, DropReason::TooLarge, 1);
                         continue;
                     }
                     self.send(&p, out)?;

@@ -8,8 +8,10 @@ pub mod inbound;
 pub mod outbound;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use bytestring::ByteString;
 use midge_proto::{Protocol, QoS, SubscriptionOptions};
@@ -17,6 +19,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::Notify;
 
 use crate::event::DropReason;
+use crate::hooks::Transport;
 use crate::message::Message;
 pub use inbound::{Inbound, Qos2Publish};
 pub use outbound::{Delivery, Outbound, Outgoing, Push};
@@ -34,6 +37,19 @@ pub struct Owner {
     pub conn_id: u64,
     /// Wakes the connection task when messages are queued.
     pub waker: Arc<Notify>,
+}
+
+/// Where the session's latest connection came from and what it asked for,
+/// for the management API. Kept while the session is offline.
+#[derive(Debug, Clone)]
+pub struct Peer {
+    pub remote_addr: Option<SocketAddr>,
+    pub listener: Arc<str>,
+    pub transport: Transport,
+    pub clean_start: bool,
+    /// Keep alive in force (after the server's cap), seconds.
+    pub keep_alive: u16,
+    pub connected_at: SystemTime,
 }
 
 /// The will of the attached connection.
@@ -59,6 +75,8 @@ pub struct SessionState {
     pub expires_at: Option<std::time::Instant>,
     /// Set once the session is over; late deliveries are ignored.
     pub ended: bool,
+    /// The latest connection's facts (None before the first attach).
+    pub peer: Option<Peer>,
 }
 
 /// A session shared by the registry, the subscription index and its
@@ -75,6 +93,9 @@ pub struct Session {
     online: AtomicBool,
     // Read on every delivery by authorize_deliver, written on connect.
     username: RwLock<Option<Arc<str>>>,
+    /// Messages not delivered to this session (any `DropReason` counted by
+    /// the broker); a statistic, so outside the state lock.
+    dropped: AtomicU64,
 }
 
 impl Session {
@@ -92,9 +113,11 @@ impl Session {
                 will: None,
                 expires_at: None,
                 ended: false,
+                peer: None,
             }),
             online: AtomicBool::new(false),
             username: RwLock::new(None),
+            dropped: AtomicU64::new(0),
         }
     }
 
@@ -104,6 +127,15 @@ impl Session {
 
     pub fn set_online(&self, online: bool) {
         self.online.store(online, Ordering::Relaxed);
+    }
+
+    /// Messages dropped for this session so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_dropped(&self, n: u64) {
+        self.dropped.fetch_add(n, Ordering::Relaxed);
     }
 
     pub fn username(&self) -> Option<Arc<str>> {
