@@ -3,7 +3,7 @@
 //! call. Routing lives in `routing.rs`, session lifecycle in `registry.rs`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -67,6 +67,9 @@ pub(crate) struct Inner {
     drop_warn: Mutex<(Option<Instant>, u64)>,
     /// Bounds concurrent `Hooks::authenticate` calls (see `auth.rs`).
     pub auth_permits: Arc<tokio::sync::Semaphore>,
+    /// Messages queued or in flight over all sessions, kept by the session
+    /// state locks (`session/lock.rs`).
+    pub stored: Arc<AtomicUsize>,
 }
 
 impl Broker {
@@ -95,6 +98,7 @@ impl Broker {
                 conn_done: Notify::new(),
                 drop_warn: Mutex::new((None, 0)),
                 auth_permits,
+                stored: Arc::default(),
             }),
         }
     }
@@ -157,18 +161,9 @@ impl Broker {
     pub fn stats(&self) -> Stats {
         use std::sync::atomic::Ordering::Relaxed;
         let c = &self.inner.counters;
-        let (total, stored) = {
-            let sessions = self.inner.sessions.lock();
-            let total = sessions.len();
-            let stored = sessions
-                .values()
-                .map(|s| {
-                    let st = s.state.lock();
-                    st.outbound.queued() + st.outbound.inflight()
-                })
-                .sum();
-            (total, stored)
-        };
+        // One lock, not one per session: the stored count is a gauge.
+        let total = self.inner.sessions.lock().len();
+        let stored = self.inner.stored.load(Relaxed);
         let connected = c.clients_connected.load(Relaxed);
         Stats {
             uptime: self.inner.started.elapsed(),
@@ -251,5 +246,53 @@ impl Inner {
                 *w = (Some(now), 0);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{Delivery, Owner};
+    use bytes::Bytes;
+    use midge_proto::{Protocol, QoS};
+
+    #[test]
+    fn stats_does_not_wait_for_a_busy_session() {
+        let b = Broker::new(BrokerConfig::default());
+        let s = Arc::new(Session::with_gauge(
+            1,
+            Arc::from("c"),
+            Protocol::V5,
+            10,
+            b.inner.stored.clone(),
+        ));
+        b.inner.sessions.lock().insert(Arc::from("c"), s.clone());
+        s.state.lock().owner = Some(Owner {
+            conn_id: 1,
+            waker: Arc::new(Notify::new()),
+        });
+        let d = Delivery {
+            msg: Arc::new(Message::new(
+                "t",
+                Bytes::from_static(b"x"),
+                QoS::AtLeastOnce,
+                false,
+            )),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            sub_ids: Vec::new(),
+            share: None,
+        };
+        assert_eq!(s.deliver(d), Ok(()));
+        let busy = s.state.lock();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let b2 = b.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(b2.stats());
+        });
+        let stats = rx.recv_timeout(Duration::from_secs(5));
+        drop(busy);
+        let stats = stats.expect("stats() must not lock sessions");
+        assert_eq!((stats.messages_stored, stats.clients_total), (1, 1));
     }
 }

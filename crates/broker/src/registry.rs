@@ -10,7 +10,7 @@ use midge_proto::{Protocol, ReasonCode};
 use crate::broker::Inner;
 use crate::event::DropReason;
 use crate::message::Message;
-use crate::session::{Owner, Peer, Session, WillState};
+use crate::session::{Outbound, Owner, Peer, Session, WillState};
 use crate::timers::PendingWill;
 
 /// What the new connection needs to know about the session it got.
@@ -76,11 +76,12 @@ impl Inner {
             match resumed {
                 Some(s) => (s, true),
                 None => {
-                    let s = Arc::new(Session::new(
+                    let s = Arc::new(Session::with_gauge(
                         self.next_id(),
                         a.client_id.clone(),
                         a.protocol,
                         self.config.max_queued_messages,
+                        self.stored.clone(),
                     ));
                     {
                         let mut st = s.state.lock();
@@ -205,7 +206,11 @@ impl Inner {
             let mut st = session.state.lock();
             st.ended = true;
             let filters: Vec<_> = st.subscriptions.drain().map(|(f, _)| f).collect();
-            (filters, st.outbound.take_shared())
+            let shared = st.outbound.take_shared();
+            // What is left is discarded with the session (and leaves the
+            // stored gauge); late deliveries are ignored once `ended`.
+            st.outbound = Outbound::new(0);
+            (filters, shared)
         };
         if !filters.is_empty() {
             let mut idx = self.index.write();

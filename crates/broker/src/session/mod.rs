@@ -5,23 +5,25 @@
 //! plain data behind one short lock, ready to be persisted by a store.
 
 pub mod inbound;
+pub mod lock;
 pub mod outbound;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytestring::ByteString;
 use midge_proto::{Protocol, QoS, SubscriptionOptions};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use tokio::sync::Notify;
 
 use crate::event::DropReason;
 use crate::hooks::Transport;
 use crate::message::Message;
 pub use inbound::{Inbound, Qos2Publish};
+pub use lock::{StateGuard, StateLock};
 pub use outbound::{Delivery, Outbound, Outgoing, Push};
 
 /// One subscription as the session remembers it.
@@ -87,9 +89,8 @@ pub struct Session {
     /// gets a new id.
     pub id: u64,
     pub client_id: Arc<str>,
-    // parking_lot: sections are short (push/pop a queue entry) and never
-    // held across an await.
-    pub state: Mutex<SessionState>,
+    /// `state.lock()` gives the data; releasing it counts stored messages.
+    pub state: StateLock,
     online: AtomicBool,
     // Read on every delivery by authorize_deliver, written on connect.
     username: RwLock<Option<Arc<str>>>,
@@ -99,11 +100,25 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session whose stored messages are counted in a gauge of its own.
     pub fn new(id: u64, client_id: Arc<str>, protocol: Protocol, max_queued: usize) -> Self {
+        Self::with_gauge(id, client_id, protocol, max_queued, Arc::default())
+    }
+
+    /// A session whose stored messages (queued plus in flight) are counted
+    /// in `gauge`, shared by all sessions of a broker.
+    pub fn with_gauge(
+        id: u64,
+        client_id: Arc<str>,
+        protocol: Protocol,
+        max_queued: usize,
+        gauge: Arc<AtomicUsize>,
+    ) -> Self {
         Session {
             id,
             client_id,
-            state: Mutex::new(SessionState {
+            state: StateLock::new(
+                SessionState {
                 protocol,
                 outbound: Outbound::new(max_queued),
                 inbound: Inbound::new(),
@@ -114,7 +129,9 @@ impl Session {
                 expires_at: None,
                 ended: false,
                 peer: None,
-            }),
+                },
+                gauge,
+            ),
             online: AtomicBool::new(false),
             username: RwLock::new(None),
             dropped: AtomicU64::new(0),
