@@ -166,7 +166,7 @@ impl<T: Tx> Apply<'_, T> {
                 self.delete_inflight(&keys::pkid_key(*session, *pkid))
             }
             Op::PutIncoming { session, pkid } => {
-                codec::encode_empty(&mut self.scratch.value);
+                codec::encode_incoming(&mut self.scratch.value);
                 self.put_value(Table::Incoming, &keys::pkid_key(*session, *pkid))
             }
             Op::DeleteIncoming { session, pkid } => self

@@ -1,9 +1,10 @@
 //! The compact binary encoding of record values, hand-written so that a
 //! queue entry costs a dozen bytes and nothing allocates per record.
 //!
-//! Every value is `crc32(body) (4 bytes, little-endian) | body`, so that a
-//! damaged row is told apart from a good one (load skips it, repair drops
-//! it). Integers are LEB128 varints; strings and byte strings are a varint
+//! Every value is `crc32 (4 bytes, little-endian) | kind (1 byte) | body`,
+//! the checksum covering kind and body, so that a damaged row is told apart
+//! from a good one (load skips it, repair drops it) and a row found outside
+//! its table (repair scanning raw pages) still says what it is. Integers are LEB128 varints; strings and byte strings are a varint
 //! length and the bytes. [`FORMAT_VERSION`] names this layout: it is stored
 //! in the data directory and in the database, and any change to the layout
 //! bumps it.
@@ -28,10 +29,24 @@ type Result<T> = std::result::Result<T, CodecError>;
 
 // ---- framing ---------------------------------------------------------------
 
-/// Starts a value in `out` (cleared): room for the checksum.
-pub(crate) fn begin(out: &mut Vec<u8>) {
+/// What a value is: the byte after the checksum.
+pub(crate) mod kind {
+    pub const MESSAGE: u8 = 1;
+    pub const SESSION: u8 = 2;
+    pub const SUBSCRIPTION: u8 = 3;
+    pub const QUEUED: u8 = 4;
+    pub const INFLIGHT: u8 = 5;
+    pub const INCOMING: u8 = 6;
+    pub const RETAINED: u8 = 7;
+    pub const WILL: u8 = 8;
+    pub const META: u8 = 9;
+}
+
+/// Starts a value of `kind` in `out` (cleared): room for the checksum.
+pub(crate) fn begin(out: &mut Vec<u8>, kind: u8) {
     out.clear();
     out.extend_from_slice(&[0; 4]);
+    out.push(kind);
 }
 
 /// Ends a value started with [`begin`]: writes the checksum.
@@ -40,16 +55,25 @@ pub(crate) fn seal(out: &mut [u8]) {
     out[..4].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// The body of a value whose checksum matches.
-pub(crate) fn open(value: &[u8]) -> Result<&[u8]> {
-    let (crc, body) = value
+/// The kind and body of a value whose checksum matches.
+pub(crate) fn open(value: &[u8]) -> Result<(u8, &[u8])> {
+    let (crc, rest) = value
         .split_at_checked(4)
         .ok_or(CodecError("shorter than its checksum"))?;
     let want = u32::from_le_bytes([crc[0], crc[1], crc[2], crc[3]]);
-    if crc32fast::hash(body) != want {
+    if crc32fast::hash(rest) != want {
         return Err(CodecError("checksum mismatch"));
     }
-    Ok(body)
+    let (kind, body) = rest.split_first().ok_or(CodecError("no kind"))?;
+    Ok((*kind, body))
+}
+
+/// The body of a value of `want` kind whose checksum matches.
+pub(crate) fn open_as(value: &[u8], want: u8) -> Result<&[u8]> {
+    match open(value)? {
+        (k, body) if k == want => Ok(body),
+        _ => Err(CodecError("record of another kind")),
+    }
 }
 
 // ---- primitives --------------------------------------------------------------
@@ -79,9 +103,10 @@ impl Reader {
         Reader { buf, pos: 0 }
     }
 
-    /// A reader over a value's body after checking its checksum.
-    pub fn sealed(value: &[u8]) -> Result<Self> {
-        Ok(Reader::new(Bytes::copy_from_slice(open(value)?)))
+    /// A reader over the body of a value of `kind`, after checking its
+    /// checksum.
+    pub fn sealed(value: &[u8], kind: u8) -> Result<Self> {
+        Ok(Reader::new(Bytes::copy_from_slice(open_as(value, kind)?)))
     }
 
     fn u8(&mut self) -> Result<u8> {
@@ -222,7 +247,7 @@ pub(crate) fn put_message(out: &mut Vec<u8>, m: &StoredMessage) {
 
 /// Encodes a message as a sealed value into `out`.
 pub(crate) fn encode_message(out: &mut Vec<u8>, m: &StoredMessage) {
-    begin(out);
+    begin(out, kind::MESSAGE);
     put_message(out, m);
     seal(out);
 }
@@ -278,12 +303,12 @@ pub(crate) fn read_message(r: &mut Reader, id: u64) -> Result<StoredMessage> {
 }
 
 pub(crate) fn decode_message(id: u64, value: &[u8]) -> Result<StoredMessage> {
-    read_message(&mut Reader::sealed(value)?, id)
+    read_message(&mut Reader::sealed(value, kind::MESSAGE)?, id)
 }
 
 /// The expiry of an encoded message, without decoding the rest.
 pub(crate) fn message_expiry(value: &[u8]) -> Result<Option<u64>> {
-    let body = open(value)?;
+    let body = open_as(value, kind::MESSAGE)?;
     let flags = *body.first().ok_or(CodecError("empty message"))?;
     if flags & M_EXPIRY == 0 {
         return Ok(None);
@@ -364,7 +389,7 @@ fn read_delivery(r: &mut Reader) -> Result<DeliveryRef> {
 
 /// A queue entry value.
 pub(crate) fn encode_queued(out: &mut Vec<u8>, d: &crate::record::DeliveryRecord, size: u64) {
-    begin(out);
+    begin(out, kind::QUEUED);
     put_delivery(
         out,
         d.msg.id,
@@ -378,7 +403,7 @@ pub(crate) fn encode_queued(out: &mut Vec<u8>, d: &crate::record::DeliveryRecord
 }
 
 pub(crate) fn decode_queued(value: &[u8]) -> Result<DeliveryRef> {
-    let mut r = Reader::sealed(value)?;
+    let mut r = Reader::sealed(value, kind::QUEUED)?;
     let d = read_delivery(&mut r)?;
     r.done()?;
     Ok(d)
@@ -401,7 +426,7 @@ impl InflightRef {
 }
 
 pub(crate) fn encode_inflight(out: &mut Vec<u8>, seq: u64, state: &InflightState, size: u64) {
-    begin(out);
+    begin(out, kind::INFLIGHT);
     match state {
         InflightState::Publish(d) => {
             out.push(0);
@@ -425,7 +450,7 @@ pub(crate) fn encode_inflight(out: &mut Vec<u8>, seq: u64, state: &InflightState
 }
 
 pub(crate) fn decode_inflight(value: &[u8]) -> Result<InflightRef> {
-    let mut r = Reader::sealed(value)?;
+    let mut r = Reader::sealed(value, kind::INFLIGHT)?;
     let tag = r.u8()?;
     let seq = r.varint()?;
     let out = match tag {
@@ -443,42 +468,51 @@ pub(crate) fn decode_inflight(value: &[u8]) -> Result<InflightRef> {
 // ---- small records -----------------------------------------------------------------
 
 /// A value with an empty body (inbound QoS 2 entries).
-pub(crate) fn encode_empty(out: &mut Vec<u8>) {
-    begin(out);
+pub(crate) fn encode_incoming(out: &mut Vec<u8>) {
+    begin(out, kind::INCOMING);
     seal(out);
 }
 
-pub(crate) fn decode_empty(value: &[u8]) -> Result<()> {
-    Reader::sealed(value)?.done()
+pub(crate) fn decode_incoming(value: &[u8]) -> Result<()> {
+    Reader::sealed(value, kind::INCOMING)?.done()
+}
+
+fn encode_number(out: &mut Vec<u8>, kind: u8, v: u64) {
+    begin(out, kind);
+    put_varint(out, v);
+    seal(out);
+}
+
+fn decode_number(value: &[u8], kind: u8) -> Result<u64> {
+    let mut r = Reader::sealed(value, kind)?;
+    let v = r.varint()?;
+    r.done()?;
+    Ok(v)
 }
 
 /// A retained topic's value: the message id.
 pub(crate) fn encode_id(out: &mut Vec<u8>, id: u64) {
-    begin(out);
-    put_varint(out, id);
-    seal(out);
+    encode_number(out, kind::RETAINED, id);
 }
 
 pub(crate) fn decode_id(value: &[u8]) -> Result<u64> {
-    let mut r = Reader::sealed(value)?;
-    let id = r.varint()?;
-    r.done()?;
-    Ok(id)
+    decode_number(value, kind::RETAINED)
 }
 
+/// A meta value (format version, times).
 pub(crate) fn encode_u64(out: &mut Vec<u8>, v: u64) {
-    encode_id(out, v);
+    encode_number(out, kind::META, v);
 }
 
 pub(crate) fn decode_u64(value: &[u8]) -> Result<u64> {
-    decode_id(value)
+    decode_number(value, kind::META)
 }
 
 const S_DISCONNECTED: u8 = 1;
 const S_USERNAME: u8 = 1 << 1;
 
 pub(crate) fn encode_session(out: &mut Vec<u8>, s: &SessionRecord) {
-    begin(out);
+    begin(out, kind::SESSION);
     out.push(s.protocol.level());
     let mut flags = 0;
     if s.disconnected_at.is_some() {
@@ -500,7 +534,7 @@ pub(crate) fn encode_session(out: &mut Vec<u8>, s: &SessionRecord) {
 }
 
 pub(crate) fn decode_session(value: &[u8]) -> Result<SessionRecord> {
-    let mut r = Reader::sealed(value)?;
+    let mut r = Reader::sealed(value, kind::SESSION)?;
     let protocol = match r.u8()? {
         3 => Protocol::V3_1,
         4 => Protocol::V3_1_1,
@@ -532,7 +566,7 @@ pub(crate) fn decode_session(value: &[u8]) -> Result<SessionRecord> {
 
 /// A subscription's value (the filter is in the key).
 pub(crate) fn encode_subscription(out: &mut Vec<u8>, s: &SubscriptionRecord) {
-    begin(out);
+    begin(out, kind::SUBSCRIPTION);
     let o = &s.options;
     let mut b = o.qos as u8;
     if o.no_local {
@@ -548,7 +582,7 @@ pub(crate) fn encode_subscription(out: &mut Vec<u8>, s: &SubscriptionRecord) {
 }
 
 pub(crate) fn decode_subscription(filter: &[u8], value: &[u8]) -> Result<SubscriptionRecord> {
-    let mut r = Reader::sealed(value)?;
+    let mut r = Reader::sealed(value, kind::SUBSCRIPTION)?;
     let b = r.u8()?;
     let retain_handling = match (b >> 4) & 3 {
         0 => RetainHandling::SendAtSubscribe,
@@ -573,7 +607,7 @@ pub(crate) fn decode_subscription(filter: &[u8], value: &[u8]) -> Result<Subscri
 }
 
 pub(crate) fn encode_will(out: &mut Vec<u8>, w: &WillRecord) {
-    begin(out);
+    begin(out, kind::WILL);
     put_varint(out, u64::from(w.delay));
     match w.due_at_ms {
         Some(at) => {
@@ -587,7 +621,7 @@ pub(crate) fn encode_will(out: &mut Vec<u8>, w: &WillRecord) {
 }
 
 pub(crate) fn decode_will(value: &[u8]) -> Result<WillRecord> {
-    let mut r = Reader::sealed(value)?;
+    let mut r = Reader::sealed(value, kind::WILL)?;
     let delay = r.u32()?;
     let due_at_ms = match r.u8()? {
         0 => None,
@@ -654,8 +688,8 @@ mod tests {
             ..m
         };
         encode_message(&mut buf, &plain);
-        // flags + topic, nothing else (plus the checksum).
-        assert_eq!(buf.len(), 4 + 1 + 1 + 3);
+        // flags + topic, nothing else (plus checksum and kind).
+        assert_eq!(buf.len(), 4 + 1 + 1 + 1 + 3);
         assert_eq!(decode_message(9, &buf), Ok(plain));
         assert_eq!(message_expiry(&buf), Ok(None));
     }
@@ -671,7 +705,7 @@ mod tests {
         };
         let mut buf = Vec::new();
         encode_queued(&mut buf, &d, 300);
-        assert!(buf.len() <= 10, "{} bytes", buf.len());
+        assert!(buf.len() <= 11, "{} bytes", buf.len());
         let r = decode_queued(&buf);
         assert_eq!(
             r,

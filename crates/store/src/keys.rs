@@ -45,6 +45,27 @@ impl Table {
         self as usize
     }
 
+    /// The kind of record its values hold.
+    pub fn kind(self) -> u8 {
+        use crate::codec::kind;
+        match self {
+            Table::Meta => kind::META,
+            Table::Messages => kind::MESSAGE,
+            Table::Sessions => kind::SESSION,
+            Table::Subs => kind::SUBSCRIPTION,
+            Table::Queue => kind::QUEUED,
+            Table::Inflight => kind::INFLIGHT,
+            Table::Incoming => kind::INCOMING,
+            Table::Retained => kind::RETAINED,
+            Table::Wills => kind::WILL,
+        }
+    }
+
+    /// The table whose values are of `kind`.
+    pub fn of_kind(kind: u8) -> Option<Table> {
+        Table::ALL.into_iter().find(|t| t.kind() == kind)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Table::Meta => "meta",

@@ -149,6 +149,23 @@ pub(crate) fn load<S: Scan + ?Sized>(
         true
     })?;
 
+    // One session per client id: two can only come from damage (a repair
+    // that found an older, replaced session); the newer id wins.
+    let mut by_client: HashMap<bytestring::ByteString, u64> = HashMap::new();
+    let mut superseded = Vec::new();
+    for (id, sess) in &live {
+        // Ids ascend: a later one replaces an earlier one.
+        if let Some(older) = by_client.insert(sess.record.client_id.clone(), *id) {
+            superseded.push(older);
+        }
+    }
+    for id in superseded {
+        live.remove(&id);
+        report.dangling += 1;
+        cleanup.sessions.push(SessionId(id));
+        ended.insert(id);
+    }
+
     // Per-session rows: attach to a live session; rows of ended sessions go
     // with `DeleteSession`; anything else is removed.
     enum Verdict<'a> {
@@ -267,7 +284,7 @@ pub(crate) fn load<S: Scan + ?Sized>(
         if let Verdict::Live(sess, rest) =
             owner(&mut live, &ended, report, &mut cleanup, Table::Incoming, k)
         {
-            match (keys::parse_pkid(rest), codec::decode_empty(v)) {
+            match (keys::parse_pkid(rest), codec::decode_incoming(v)) {
                 (Some(pkid), Ok(())) => sess.incoming.push(pkid),
                 _ => {
                     report.bad_rows += 1;

@@ -16,7 +16,7 @@ use std::fmt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
-use redb::{Database, ReadableDatabase, ReadableTableMetadata};
+use redb::{Database, ReadableDatabase};
 
 use crate::account::Accounting;
 use crate::apply::{Applied, Apply, Limits, Scratch};
@@ -24,14 +24,12 @@ use crate::codec::{self, FORMAT_VERSION};
 use crate::config::StoreConfig;
 use crate::disk::db::Opener;
 use crate::disk::dir::{self, DataDir};
-use crate::disk::tables::{def, ReadTables, WriteTables};
+use crate::disk::salvage::{self, Rows};
+use crate::disk::tables::{ReadTables, WriteTables};
 use crate::error::{StoreError, TxError};
 use crate::keys::{self, Table};
 use crate::recover::{self, RecoveryReport};
 use crate::tx::Tx;
-
-/// Rows of one table, as (key, value).
-type Rows = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Rows per kind of record.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -371,8 +369,6 @@ fn rebuild(dir: &DataDir, reason: &str) -> Result<(Database, u64, u64, PathBuf),
             f.set_len(len).map_err(io("cannot extend", &work))?;
         }
     }
-    let mut rows: Vec<(Table, Rows)> = Vec::new();
-    let mut lost = 0u64;
     // Read-only, in the mode that shares the file with a writer: that mode
     // trusts the committed roots without loading (possibly damaged)
     // allocator state, so whatever is reachable can be read.
@@ -381,12 +377,34 @@ fn rebuild(dir: &DataDir, reason: &str) -> Result<(Database, u64, u64, PathBuf),
         builder.set_concurrency_mode(redb::ConcurrencyMode::SingleWriter);
         builder.open_read_only(&work)
     });
-    if let Ok(Ok(db)) = damaged {
-        for t in Table::ALL {
-            let (kept, expected) = salvage_table(&db, t);
-            lost += expected.saturating_sub(kept.len() as u64);
-            rows.push((t, kept));
+    let mut from_tree = Vec::new();
+    let mut lost = 0u64;
+    for t in Table::ALL {
+        let (rows, complete, expected) = match &damaged {
+            Ok(Ok(db)) => salvage::tree_rows(db, t),
+            _ => (Vec::new(), false, 0),
+        };
+        lost += expected.saturating_sub(rows.len() as u64);
+        from_tree.push((t, rows, complete));
+    }
+    drop(damaged);
+    // Tables whose tree could not be walked whole: add what the raw leaf
+    // pages hold (the tree's rows win where both have a key).
+    let raw = if from_tree.iter().all(|(_, _, complete)| *complete) {
+        Default::default()
+    } else {
+        let bytes = std::fs::read(&work).map_err(io("cannot read", &work))?;
+        salvage::raw_rows(&bytes)
+    };
+    let mut rows: Vec<(Table, Rows)> = Vec::new();
+    for (t, tree, complete) in from_tree {
+        if complete {
+            rows.push((t, tree));
+            continue;
         }
+        let mut merged = raw.get(&t.index()).cloned().unwrap_or_default();
+        merged.extend(tree);
+        rows.push((t, merged.into_iter().collect()));
     }
     let _ = std::fs::remove_file(&fresh);
     let salvaged = write_fresh(&fresh, &rows).map_err(|e| db_err(e.0))?;
@@ -404,66 +422,6 @@ fn rebuild(dir: &DataDir, reason: &str) -> Result<(Database, u64, u64, PathBuf),
         "store rebuilt from the readable rows of a damaged file"
     );
     Ok((db, salvaged, lost, moved))
-}
-
-/// The readable rows of one table whose record checksum matches, and how
-/// many rows the table claimed to have (0 if unknown). Reads forward until
-/// the damage, then backward from the end down to it.
-fn salvage_table(db: &redb::ReadOnlyDatabase, t: Table) -> (Rows, u64) {
-    let mut rows: Rows = Vec::new();
-    let mut last: Option<Vec<u8>> = None;
-    let mut expected = 0u64;
-    let good = |v: &[u8]| codec::open(v).is_ok();
-    let forward = catch_unwind(AssertUnwindSafe(|| -> bool {
-        let Ok(txn) = db.begin_read() else {
-            return false;
-        };
-        let table = match txn.open_table(def(t)) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return true,
-            Err(_) => return false,
-        };
-        expected = table.len().unwrap_or(0);
-        let Ok(range) = table.range::<&[u8]>(..) else {
-            return false;
-        };
-        for entry in range {
-            let Ok((k, v)) = entry else {
-                return false;
-            };
-            if good(v.value()) {
-                rows.push((k.value().to_vec(), v.value().to_vec()));
-            }
-            last = Some(k.value().to_vec());
-        }
-        true
-    }));
-    if forward.unwrap_or(false) {
-        return (rows, expected);
-    }
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        let Ok(txn) = db.begin_read() else {
-            return;
-        };
-        let Ok(table) = txn.open_table(def(t)) else {
-            return;
-        };
-        let Ok(range) = table.range::<&[u8]>(..) else {
-            return;
-        };
-        for entry in range.rev() {
-            let Ok((k, v)) = entry else {
-                return;
-            };
-            if last.as_deref().is_some_and(|l| k.value() <= l) {
-                return;
-            }
-            if good(v.value()) {
-                rows.push((k.value().to_vec(), v.value().to_vec()));
-            }
-        }
-    }));
-    (rows, expected)
 }
 
 /// Writes salvaged rows into a new database file (with the format row).

@@ -9,6 +9,7 @@
 pub mod check;
 mod db;
 mod dir;
+mod salvage;
 mod tables;
 mod writer;
 
