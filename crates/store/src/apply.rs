@@ -270,13 +270,13 @@ impl<T: Tx> Apply<'_, T> {
 
     /// Undoes the counts of the queue entry whose value is in `scratch.old`.
     fn forget_queued(&mut self, s: Option<SessionId>) {
-        let Ok(d) = codec::decode_queued(&self.scratch.old) else {
+        let Ok((msg_id, size)) = codec::queued_head(&self.scratch.old) else {
             return;
         };
-        self.release(d.msg_id);
+        self.release(msg_id);
         if let Some(q) = s.and_then(|s| self.acct.queues.get_mut(&s.0)) {
             q.count = q.count.saturating_sub(1);
-            q.bytes = q.bytes.saturating_sub(d.size);
+            q.bytes = q.bytes.saturating_sub(size);
         }
     }
 
@@ -306,10 +306,7 @@ impl<T: Tx> Apply<'_, T> {
     }
 
     fn forget_inflight(&mut self) {
-        if let Some(id) = codec::decode_inflight(&self.scratch.old)
-            .ok()
-            .and_then(|i| i.msg_id())
-        {
+        if let Ok(Some(id)) = codec::inflight_msg_id(&self.scratch.old) {
             self.release(id);
         }
     }
@@ -397,7 +394,7 @@ impl<T: Tx> Apply<'_, T> {
         }
         let mut queued = Vec::new();
         self.tx.scan(Table::Queue, &mut |k, v| {
-            if codec::decode_queued(v).is_ok_and(|d| expired.contains(&d.msg_id)) {
+            if codec::queued_head(v).is_ok_and(|(id, _)| expired.contains(&id)) {
                 queued.push(k.to_vec());
             }
             true

@@ -162,6 +162,52 @@ impl Reader {
     }
 }
 
+/// Reads numbers off a slice without copying it (the writer's hot path
+/// only needs a queue entry's message id and size).
+struct Numbers<'a>(&'a [u8]);
+
+impl Numbers<'_> {
+    fn varint(&mut self) -> Result<u64> {
+        let mut v: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let (b, rest) = self.0.split_first().ok_or(CodecError("truncated"))?;
+            self.0 = rest;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(CodecError("varint too long"))
+    }
+
+    fn skip(&mut self, n: usize) -> Result<()> {
+        self.0 = self.0.get(n..).ok_or(CodecError("truncated"))?;
+        Ok(())
+    }
+}
+
+/// The message id and size of a queue entry, without decoding the rest.
+pub(crate) fn queued_head(value: &[u8]) -> Result<(u64, u64)> {
+    let mut r = Numbers(open_as(value, kind::QUEUED)?);
+    let id = r.varint()?;
+    r.skip(1)?;
+    Ok((id, r.varint()?))
+}
+
+/// The message id of an in-flight PUBLISH entry (None for PUBREL).
+pub(crate) fn inflight_msg_id(value: &[u8]) -> Result<Option<u64>> {
+    let body = open_as(value, kind::INFLIGHT)?;
+    let mut r = Numbers(body);
+    let tag = *body.first().ok_or(CodecError("truncated"))?;
+    r.skip(1)?;
+    r.varint()?;
+    match tag {
+        0 => r.varint().map(Some),
+        1 => Ok(None),
+        _ => Err(CodecError("bad in-flight tag")),
+    }
+}
+
 fn qos(bits: u8) -> Result<QoS> {
     QoS::from_u8(bits & 3).ok_or(CodecError("bad QoS"))
 }
@@ -313,9 +359,7 @@ pub(crate) fn message_expiry(value: &[u8]) -> Result<Option<u64>> {
     if flags & M_EXPIRY == 0 {
         return Ok(None);
     }
-    Reader::new(Bytes::copy_from_slice(&body[1..body.len().min(11)]))
-        .varint()
-        .map(Some)
+    Numbers(&body[1..]).varint().map(Some)
 }
 
 // ---- deliveries (queue and in-flight entries) -------------------------------------
@@ -484,9 +528,11 @@ fn encode_number(out: &mut Vec<u8>, kind: u8, v: u64) {
 }
 
 fn decode_number(value: &[u8], kind: u8) -> Result<u64> {
-    let mut r = Reader::sealed(value, kind)?;
+    let mut r = Numbers(open_as(value, kind)?);
     let v = r.varint()?;
-    r.done()?;
+    if !r.0.is_empty() {
+        return Err(CodecError("trailing bytes"));
+    }
     Ok(v)
 }
 
@@ -717,6 +763,29 @@ mod tests {
                 sub_ids: vec![],
                 share: None
             })
+        );
+    }
+
+    #[test]
+    fn heads_match_full_decoding() {
+        let m = Arc::new(msg());
+        let d = DeliveryRecord {
+            msg: m.clone(),
+            qos: QoS::ExactlyOnce,
+            retain: true,
+            sub_ids: vec![3, 400],
+            share: Some("$share/g/t".into()),
+        };
+        let mut buf = Vec::new();
+        encode_queued(&mut buf, &d, 70_000);
+        assert_eq!(queued_head(&buf), Ok((9, 70_000)));
+        encode_inflight(&mut buf, 12345, &InflightState::Publish(d), 5);
+        assert_eq!(inflight_msg_id(&buf), Ok(Some(9)));
+        encode_inflight(&mut buf, 12345, &InflightState::PubRel, 0);
+        assert_eq!(inflight_msg_id(&buf), Ok(None));
+        assert!(
+            queued_head(&buf).is_err(),
+            "an in-flight value is not a queue entry"
         );
     }
 

@@ -228,3 +228,38 @@ fn init_format(db: &Database, dir: &Path) -> Result<(), StoreError> {
 pub fn db_file(dir: impl AsRef<Path>) -> PathBuf {
     dir.as_ref().join(dir::DB_FILE)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_of_another_format_is_refused() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("data");
+        DiskStore::open(&dir, StoreConfig::default())
+            .expect("create")
+            .close();
+        // The FORMAT file says 1, the database says 999 (a file copied in
+        // from elsewhere): refused all the same.
+        {
+            let db = Database::create(db_file(&dir)).expect("db");
+            let txn = db.begin_write().expect("txn");
+            {
+                let mut tables = WriteTables::open(&txn).expect("tables");
+                let mut value = Vec::new();
+                codec::encode_u64(&mut value, 999);
+                let mut old = Vec::new();
+                tables
+                    .put(Table::Meta, keys::META_FORMAT, &value, &mut old)
+                    .expect("put");
+            }
+            txn.commit().expect("commit");
+        }
+        let err = DiskStore::open(&dir, StoreConfig::default()).expect_err("refused");
+        match err {
+            StoreError::VersionMismatch { found, .. } => assert_eq!(found, "999"),
+            other => panic!("expected VersionMismatch, got {other:?}"),
+        }
+    }
+}
