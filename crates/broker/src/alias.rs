@@ -1,5 +1,7 @@
-//! Inbound topic aliases of one 5.0 connection, sans-IO. Aliases live as
-//! long as the network connection, not the session.
+//! Topic aliases of one 5.0 connection, sans-IO: the ones the client binds
+//! (inbound) and the ones the broker binds for the client (outbound, up to
+//! the Topic Alias Maximum the client gave in CONNECT). Aliases live as long
+//! as the network connection, not the session.
 
 use std::collections::HashMap;
 
@@ -50,6 +52,60 @@ impl TopicAliases {
     }
 }
 
+/// How to send one PUBLISH's topic with outbound aliases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutAlias {
+    /// No alias: the topic as is (aliases off, or all taken).
+    None,
+    /// Send the topic with this new alias, binding it.
+    Bind(u16),
+    /// Send an empty topic with this alias, bound earlier.
+    Use(u16),
+}
+
+/// Aliases the broker assigns for topics it sends to one client. First
+/// come, first served: the first `max` distinct topics get one for the
+/// connection's life; later topics are sent in full. A binding is recorded
+/// only once its PUBLISH is really sent ([`OutboundAliases::commit`]).
+#[derive(Debug, Default)]
+pub struct OutboundAliases {
+    max: u16,
+    table: HashMap<ByteString, u16, ahash::RandomState>,
+}
+
+impl OutboundAliases {
+    /// `max` is the Topic Alias Maximum the client sent (0 = none).
+    pub fn new(max: u16) -> Self {
+        OutboundAliases {
+            max,
+            table: HashMap::default(),
+        }
+    }
+
+    /// What to send for `topic`; nothing is recorded yet.
+    pub fn plan(&self, topic: &ByteString) -> OutAlias {
+        if self.max == 0 {
+            return OutAlias::None;
+        }
+        if let Some(&a) = self.table.get(topic) {
+            return OutAlias::Use(a);
+        }
+        // Aliases are handed out 1, 2, ... and never unbound, so the next
+        // free one is the table's size plus one.
+        match u16::try_from(self.table.len() + 1) {
+            Ok(next) if next <= self.max => OutAlias::Bind(next),
+            _ => OutAlias::None,
+        }
+    }
+
+    /// Records a `Bind` whose PUBLISH went out.
+    pub fn commit(&mut self, topic: &ByteString, plan: OutAlias) {
+        if let OutAlias::Bind(a) = plan {
+            self.table.insert(topic.clone(), a);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,5 +138,24 @@ mod tests {
             none.resolve(&ByteString::new(), None),
             Err(ReasonCode::ProtocolError)
         );
+    }
+
+    #[test]
+    fn outbound_first_come_until_full() {
+        let t = |s: &'static str| ByteString::from_static(s);
+        let mut o = OutboundAliases::new(2);
+        assert_eq!(o.plan(&t("a")), OutAlias::Bind(1));
+        // Not sent (e.g. too large): not bound.
+        assert_eq!(o.plan(&t("a")), OutAlias::Bind(1));
+        o.commit(&t("a"), OutAlias::Bind(1));
+        assert_eq!(o.plan(&t("a")), OutAlias::Use(1));
+        o.commit(&t("a"), OutAlias::Use(1));
+        let b = o.plan(&t("b"));
+        assert_eq!(b, OutAlias::Bind(2));
+        o.commit(&t("b"), b);
+        assert_eq!(o.plan(&t("c")), OutAlias::None);
+        o.commit(&t("c"), OutAlias::None);
+        assert_eq!(o.plan(&t("b")), OutAlias::Use(2));
+        assert_eq!(OutboundAliases::new(0).plan(&t("a")), OutAlias::None);
     }
 }

@@ -202,6 +202,58 @@ async fn topic_alias_inbound() {
 }
 
 #[tokio::test]
+async fn topic_alias_outbound() {
+    let b = start(BrokerConfig::default()).await;
+    let mut c = connect_packet(Protocol::V5, "tao", true);
+    c.properties.topic_alias_maximum = Some(2);
+    c.properties.maximum_packet_size = Some(64);
+    let (mut s, _) = Raw::connect_with(b.addr, c).await;
+    s.subscribe(1, "al/#", QoS::AtMostOnce).await;
+    let (mut s3, _) = Raw::connect(b.addr, Protocol::V3_1_1, "tao3", true).await;
+    s3.subscribe(1, "al/#", QoS::AtMostOnce).await;
+    let (mut p, _) = Raw::connect(b.addr, Protocol::V5, "taop", true).await;
+    // Too large for "tao": dropped, so it binds no alias.
+    p.publish("al/a", &[b'x'; 100], QoS::AtMostOnce, false, 0)
+        .await;
+    for (t, m) in [
+        ("al/a", b"1"),
+        ("al/a", b"2"),
+        ("al/b", b"3"),
+        ("al/c", b"4"),
+        ("al/a", b"5"),
+        ("al/b", b"6"),
+    ] {
+        p.publish(t, m, QoS::AtMostOnce, false, 0).await;
+    }
+    let mut got = Vec::new();
+    for _ in 0..6 {
+        let m = s.recv_publish().await;
+        got.push((
+            m.topic.to_string(),
+            m.properties.topic_alias,
+            m.payload[0] - b'0',
+        ));
+    }
+    let e = |t: &str, a, n| (t.to_string(), a, n);
+    assert_eq!(
+        got,
+        [
+            e("al/a", Some(1), 1),
+            e("", Some(1), 2),
+            e("al/b", Some(2), 3),
+            e("al/c", None, 4),
+            e("", Some(1), 5),
+            e("", Some(2), 6)
+        ]
+    );
+    // A 3.1.1 subscriber gets every topic in full.
+    assert_eq!(s3.recv_publish().await.payload.len(), 100);
+    for _ in 0..6 {
+        assert!(s3.recv_publish().await.topic.starts_with("al/"));
+    }
+}
+
+#[tokio::test]
 async fn topic_alias_over_maximum() {
     let cfg = BrokerConfig {
         max_topic_alias: 5,

@@ -1,13 +1,16 @@
 //! Outbound: messages the session queued for this client become PUBLISH
-//! packets (in-flight window, expiry, the client's Maximum Packet Size),
-//! and what was in flight is sent again after a reconnect.
+//! packets (in-flight window, expiry, the client's Maximum Packet Size,
+//! outbound topic aliases), and what was in flight is sent again after a
+//! reconnect.
 
 use std::time::Instant;
 
 use bytes::BytesMut;
+use bytestring::ByteString;
 use midge_proto::{encoded_len, Packet, Properties, PubResp, Publish};
 
 use super::{Client, Exit};
+use crate::alias::OutAlias;
 use crate::event::DropReason;
 use crate::session::{Delivery, Outgoing};
 
@@ -75,7 +78,7 @@ impl Client {
                     dup,
                     delivery,
                 } => {
-                    let p = self.publish_packet(delivery, *pkid, *dup, now);
+                    let (p, alias) = self.publish_packet(delivery, *pkid, *dup, now);
                     if self.max_out != usize::MAX && encoded_len(&p, self.protocol) > self.max_out {
                         // Too large for this client [MQTT-3.1.2-25]: dropped.
                         if *pkid != 0 {
@@ -87,6 +90,7 @@ impl Client {
                         continue;
                     }
                     self.send(&p, out)?;
+                    self.out_aliases.commit(&delivery.msg.topic, alias);
                     self.tally.publish_sent += 1;
                 }
             }
@@ -97,23 +101,43 @@ impl Client {
         Ok(())
     }
 
-    fn publish_packet(&self, d: &Delivery, pkid: u16, dup: bool, now: Instant) -> Packet {
+    /// The PUBLISH for `d`, with the outbound topic alias it uses (to be
+    /// committed once it is sent).
+    fn publish_packet(
+        &self,
+        d: &Delivery,
+        pkid: u16,
+        dup: bool,
+        now: Instant,
+    ) -> (Packet, OutAlias) {
+        let mut alias = OutAlias::None;
+        let mut topic = d.msg.topic.clone();
         let properties = if self.v5() {
             let mut p = d.msg.properties.clone();
             p.subscription_identifiers.clone_from(&d.sub_ids);
             p.message_expiry_interval = d.msg.remaining_expiry(now);
+            alias = self.out_aliases.plan(&topic);
+            match alias {
+                OutAlias::None => {}
+                OutAlias::Bind(a) => p.topic_alias = Some(a),
+                OutAlias::Use(a) => {
+                    p.topic_alias = Some(a);
+                    topic = ByteString::new();
+                }
+            }
             p
         } else {
             Properties::default()
         };
-        Packet::Publish(Publish {
+        let packet = Packet::Publish(Publish {
             dup,
             qos: d.qos,
             retain: d.retain,
-            topic: d.msg.topic.clone(),
+            topic,
             pkid,
             payload: d.msg.payload.clone(),
             properties,
-        })
+        });
+        (packet, alias)
     }
 }

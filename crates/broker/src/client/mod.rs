@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 use midge_proto::{encode, Connect, Disconnect, Packet, Protocol, PubResp, ReasonCode};
 
-use crate::alias::TopicAliases;
+use crate::alias::{OutboundAliases, TopicAliases};
 use crate::broker::Broker;
 use crate::hooks::ClientRef;
 use crate::keepalive::KeepAlive;
@@ -61,6 +61,9 @@ pub(crate) struct Client {
     pub username: Option<Arc<str>>,
     pub keepalive: KeepAlive,
     aliases: TopicAliases,
+    /// Aliases this broker binds for topics it sends (5.0, when the client
+    /// gave a Topic Alias Maximum).
+    out_aliases: OutboundAliases,
     /// Outbound in-flight window: min(max_inflight, client's Receive Maximum).
     quota: usize,
     /// The client's Maximum Packet Size.
@@ -112,6 +115,11 @@ impl Client {
             usize::MAX
         };
         let aliases = TopicAliases::new(if v5 { cfg.max_topic_alias } else { 0 });
+        let out_aliases = OutboundAliases::new(if v5 {
+            c.properties.topic_alias_maximum.unwrap_or(0)
+        } else {
+            0
+        });
         let limiter = PublishLimiter::new(cfg, now);
         Client {
             broker,
@@ -122,6 +130,7 @@ impl Client {
             username,
             keepalive: KeepAlive::new(keep_alive, now),
             aliases,
+            out_aliases,
             quota,
             max_out,
             connect_expiry: expiry,
