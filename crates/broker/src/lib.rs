@@ -23,6 +23,7 @@ mod hooks;
 pub mod index;
 mod keepalive;
 mod message;
+mod outgoing;
 mod ratelimit;
 mod registry;
 pub mod retained;

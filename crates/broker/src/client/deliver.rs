@@ -12,6 +12,7 @@ use midge_proto::{encoded_len, Packet, Properties, PubResp, Publish};
 use super::{Client, Exit};
 use crate::alias::OutAlias;
 use crate::event::DropReason;
+use crate::outgoing::{encode_plain, Encoded};
 use crate::session::{Delivery, Outgoing};
 
 /// Most queued messages taken per session lock.
@@ -78,15 +79,28 @@ impl Client {
                     dup,
                     delivery,
                 } => {
+                    // The common shape is written straight from the shared
+                    // message (see `outgoing`); a topic alias, properties or
+                    // subscription ids take the full encoder below.
+                    if !self.v5() || self.out_aliases.plan(&delivery.msg.topic) == OutAlias::None {
+                        match encode_plain(out, self.protocol, delivery, *pkid, *dup, self.max_out)
+                        {
+                            Encoded::Written(n) => {
+                                self.tally.messages_sent += 1;
+                                self.tally.bytes_sent += n as u64;
+                                self.tally.publish_sent += 1;
+                                continue;
+                            }
+                            Encoded::TooLarge => {
+                                self.drop_too_large(*pkid);
+                                continue;
+                            }
+                            Encoded::NotPlain => {}
+                        }
+                    }
                     let (p, alias) = self.publish_packet(delivery, *pkid, *dup, now);
                     if self.max_out != usize::MAX && encoded_len(&p, self.protocol) > self.max_out {
-                        // Too large for this client [MQTT-3.1.2-25]: dropped.
-                        if *pkid != 0 {
-                            self.session.state.lock().outbound.abandon(*pkid);
-                        }
-                        self.broker
-                            .inner
-                            .note_drops(&self.session, DropReason::TooLarge, 1);
+                        self.drop_too_large(*pkid);
                         continue;
                     }
                     self.send(&p, out)?;
@@ -99,6 +113,16 @@ impl Client {
         pending.clear();
         self.pending = pending;
         Ok(())
+    }
+
+    /// A message too large for this client [MQTT-3.1.2-25] is dropped.
+    fn drop_too_large(&mut self, pkid: u16) {
+        if pkid != 0 {
+            self.session.state.lock().outbound.abandon(pkid);
+        }
+        self.broker
+            .inner
+            .note_drops(&self.session, DropReason::TooLarge, 1);
     }
 
     /// The PUBLISH for `d`, with the outbound topic alias it uses (to be
