@@ -6,6 +6,7 @@
 
 mod passwd;
 mod serve;
+mod store_cmd;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -19,6 +20,7 @@ Commands:
   pub      Publish messages (like mosquitto_pub)
   sub      Subscribe and print messages (like mosquitto_sub)
   passwd   Manage a password file (like mosquitto_passwd)
+  store    Check, repair or describe a data directory (midge store --help)
   bench    Load-test an MQTT broker
   help     Show this text
 
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
         Some("pub") => midge_client::run_pub(tail(&mut args, "midge pub")),
         Some("sub") => midge_client::run_sub(tail(&mut args, "midge sub")),
         Some("passwd") => passwd::main(tail(&mut args, "midge passwd")),
+        Some("store") => store_cmd::main(tail(&mut args, "midge store")),
         Some("bench") => midge_bench::run(tail(&mut args, "midge bench")),
         Some("help" | "--help" | "-h") => {
             println!("{USAGE}");
