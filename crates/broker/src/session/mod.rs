@@ -174,9 +174,16 @@ impl Session {
         if st.owner.is_none() && d.qos == QoS::AtMostOnce {
             return Err(DropReason::Offline);
         }
+        // The connection is woken when its queue stops being empty: it
+        // drains the whole queue (or as much as its in-flight window takes,
+        // and acknowledgements wake it for the rest), so one wake-up per
+        // batch is enough, and no stale permit wakes it for nothing later.
+        let was_empty = st.outbound.queued() == 0;
         let pushed = st.outbound.push(d);
-        if let Some(o) = &st.owner {
-            o.waker.notify_one();
+        if was_empty {
+            if let Some(o) = &st.owner {
+                o.waker.notify_one();
+            }
         }
         match pushed {
             Push::Queued => Ok(()),
@@ -209,6 +216,37 @@ mod tests {
         );
         assert_eq!(s.deliver(delivery(QoS::AtLeastOnce)), Ok(()));
         assert_eq!(s.state.lock().outbound.queued(), 1);
+    }
+
+    #[test]
+    fn one_wake_up_per_batch() {
+        let s = Session::new(1, Arc::from("c"), Protocol::V5, 10);
+        let waker = Arc::new(Notify::new());
+        s.state.lock().owner = Some(Owner {
+            conn_id: 1,
+            waker: waker.clone(),
+        });
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build();
+        let Ok(rt) = rt else { panic!("runtime") };
+        let wait = std::time::Duration::from_millis(50);
+        rt.block_on(async {
+            // The connection waits (registered), then three messages come.
+            let mut first = std::pin::pin!(waker.notified());
+            first.as_mut().enable();
+            for _ in 0..3 {
+                assert_eq!(s.deliver(delivery(QoS::AtMostOnce)), Ok(()));
+            }
+            assert!(tokio::time::timeout(wait, first).await.is_ok());
+            // It drains all three at once: no permit was left for another
+            // wake-up with nothing to do.
+            assert!(tokio::time::timeout(wait, waker.notified()).await.is_err());
+            // Drained: the next message wakes again.
+            s.state.lock().outbound = Outbound::new(10);
+            assert_eq!(s.deliver(delivery(QoS::AtMostOnce)), Ok(()));
+            assert!(tokio::time::timeout(wait, waker.notified()).await.is_ok());
+        });
     }
 
     #[test]
