@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use midge_broker::BrokerConfig;
+use midge_broker::{BrokerConfig, PublishRateAction};
 use midge_proto::QoS;
 use serde::{Deserialize, Serialize};
 
@@ -202,6 +202,18 @@ pub struct Limits {
     pub max_connection_rate: u32,
     /// Connections one source may open at once before the rate applies.
     pub connection_rate_burst: u32,
+    /// PUBLISH packets per second from one client; 0 = unlimited.
+    pub max_publish_rate: u32,
+    /// Payload bytes per second from one client; 0 = unlimited.
+    pub max_publish_bytes_rate: u64,
+    /// Over a publish rate: `throttle` (stop reading the socket until the
+    /// rate allows; nothing is dropped) or `disconnect` (5.0: reason 0x96).
+    pub publish_rate_action: RateAction,
+    /// Subscriptions one client may hold; 0 = unlimited (over: 0x97 / 0x80).
+    pub max_subscriptions_per_client: usize,
+    /// Password checks running at once (they are slow on purpose); 0 = one
+    /// per CPU core.
+    pub max_concurrent_auth: usize,
     /// Seconds a new connection has to send CONNECT.
     pub connect_timeout_secs: u64,
     /// Largest keep alive accepted, in seconds; 0 means no cap.
@@ -223,11 +235,27 @@ impl Default for Limits {
             max_connections: b.max_connections,
             max_connection_rate: 0,
             connection_rate_burst: 100,
+            max_publish_rate: b.max_publish_rate,
+            max_publish_bytes_rate: b.max_publish_bytes_rate,
+            publish_rate_action: match b.publish_rate_action {
+                PublishRateAction::Throttle => RateAction::Throttle,
+                PublishRateAction::Disconnect => RateAction::Disconnect,
+            },
+            max_subscriptions_per_client: b.max_subscriptions_per_client,
+            max_concurrent_auth: b.max_concurrent_auth,
             connect_timeout_secs: b.connect_timeout.as_secs(),
             max_keepalive: b.max_keepalive,
             max_session_expiry: b.max_session_expiry,
         }
     }
+}
+
+/// What happens to a client over its publish rate.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RateAction {
+    Throttle,
+    Disconnect,
 }
 
 /// MQTT features.
@@ -358,6 +386,14 @@ impl Config {
             connect_timeout: Duration::from_secs(l.connect_timeout_secs),
             max_keepalive: l.max_keepalive,
             max_session_expiry: l.max_session_expiry,
+            max_publish_rate: l.max_publish_rate,
+            max_publish_bytes_rate: l.max_publish_bytes_rate,
+            publish_rate_action: match l.publish_rate_action {
+                RateAction::Throttle => PublishRateAction::Throttle,
+                RateAction::Disconnect => PublishRateAction::Disconnect,
+            },
+            max_subscriptions_per_client: l.max_subscriptions_per_client,
+            max_concurrent_auth: l.max_concurrent_auth,
             retain_available: self.mqtt.retain_available,
             maximum_qos: QoS::from_u8(self.mqtt.maximum_qos).unwrap_or(QoS::ExactlyOnce),
             allow_zero_length_client_id: self.mqtt.allow_zero_length_client_id,
@@ -429,6 +465,22 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("does not use TLS"), "{err}");
+    }
+
+    #[test]
+    fn client_limits_reach_the_broker() {
+        let c = Config::parse(
+            "[limits]\nmax_publish_rate = 50\nmax_publish_bytes_rate = 4096\npublish_rate_action = \"disconnect\"\nmax_subscriptions_per_client = 8\n",
+        )
+        .expect("valid");
+        let b = c.broker_config();
+        assert_eq!(b.max_publish_rate, 50);
+        assert_eq!(b.max_publish_bytes_rate, 4096);
+        assert_eq!(b.publish_rate_action, PublishRateAction::Disconnect);
+        assert_eq!(b.max_subscriptions_per_client, 8);
+        let err = Config::parse("[limits]\npublish_rate_action = \"drop\"\n")
+            .expect_err("unknown action");
+        assert!(err.to_string().contains("line 2"), "{err}");
     }
 
     #[test]
