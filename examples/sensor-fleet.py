@@ -12,6 +12,7 @@ Its status (``online``, or ``offline`` from the will) is retained on
     pip install paho-mqtt          # 1.6 or 2.x
     python3 examples/sensor-fleet.py                       # 36 sensors, localhost:1883
     python3 examples/sensor-fleet.py --sensors 60 --interval 0.5 --duration 120
+    python3 examples/sensor-fleet.py --ramp 60     # sensors join one by one over a minute
 
 Stops after ``--duration`` seconds (0: on Ctrl-C), marking every sensor
 offline on the way out.
@@ -20,6 +21,7 @@ offline on the way out.
 from __future__ import annotations
 
 import argparse
+import heapq
 import json
 import math
 import random
@@ -82,16 +84,19 @@ def main() -> int:
     p.add_argument("--sensors", type=int, default=36, help="how many sensors (default 36)")
     p.add_argument("--interval", type=float, default=1.0, help="seconds between a sensor's readings")
     p.add_argument("--duration", type=float, default=0, help="seconds to run; 0 = until Ctrl-C")
+    p.add_argument("--ramp", type=float, default=0, help="seconds over which the sensors join (default 0: all at once)")
     p.add_argument("--qos", type=int, choices=[0, 1], default=0)
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args()
-    if args.sensors < 1 or args.interval <= 0:
-        p.error("--sensors must be at least 1 and --interval above 0")
+    if args.sensors < 1 or args.interval <= 0 or args.ramp < 0:
+        p.error("--sensors must be at least 1, --interval above 0, --ramp not negative")
 
     rng = random.Random(args.seed)
     sensors = [Sensor(SITES[i % len(SITES)], i, rng) for i in range(args.sensors)]
-    clients = []
-    for s in sensors:
+    clients: list = [None] * len(sensors)
+
+    def connect(i: int) -> bool:
+        s = sensors[i]
         c = new_client(f"fleet-{s.site}-{s.name}")
         if args.username:
             c.username_pw_set(args.username, args.password)
@@ -100,32 +105,40 @@ def main() -> int:
             c.connect(args.host, args.port, keepalive=30)
         except OSError as e:
             print(f"sensor-fleet: cannot connect to {args.host}:{args.port}: {e}", file=sys.stderr)
-            return 1
+            return False
         c.loop_start()
         c.publish(f"{s.topic}/status", "online", qos=1, retain=True)
-        clients.append(c)
+        clients[i] = c
+        return True
+
     print(
         f"sensor-fleet: {len(sensors)} sensors on {args.host}:{args.port}, "
-        f"a reading each every {args.interval} s",
+        f"a reading each every {args.interval} s"
+        + (f", joining over {args.ramp} s" if args.ramp else ""),
         flush=True,
     )
-
     stop = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     start = time.monotonic()
     sent = 0
-    # Sensors report at spread-out moments, as a real fleet does.
-    step = args.interval / len(sensors)
-    i = 0
-    next_at = start
+    # Each sensor's next moment: it joins at start + ramp * i / n, then
+    # reports every interval, give or take 30 %, as a real fleet does.
+    due = [(start + args.ramp * i / len(sensors) + rng.uniform(0, args.interval), i) for i in range(len(sensors))]
+    heapq.heapify(due)
+    failed = False
     while not stop.is_set():
         now = time.monotonic()
         if args.duration and now - start >= args.duration:
             break
-        if now < next_at:
-            stop.wait(next_at - now)
+        at, i = due[0]
+        if now < at:
+            stop.wait(min(at - now, 0.5))
             continue
+        heapq.heapreplace(due, (at + args.interval * rng.uniform(0.7, 1.3), i))
+        if clients[i] is None and not connect(i):
+            failed = True
+            break
         s, c = sensors[i], clients[i]
         t = time.time()
         c.publish(s.topic, json.dumps(s.reading(t)), qos=args.qos)
@@ -133,16 +146,18 @@ def main() -> int:
         if s.co2:
             c.publish(f"{s.topic}/co2", str(s.co2_ppm(t)), qos=args.qos)
             sent += 1
-        i = (i + 1) % len(sensors)
-        next_at += step
 
     for s, c in zip(sensors, clients):
+        if c is None:
+            continue
         try:
             c.publish(f"{s.topic}/status", "offline", qos=1, retain=True).wait_for_publish(2)
         except (RuntimeError, ValueError):
             pass  # the broker is gone already: its will says offline instead
         c.disconnect()
         c.loop_stop()
+    if failed:
+        return 1
     print(f"sensor-fleet: sent {sent} readings in {time.monotonic() - start:.1f} s", flush=True)
     return 0
 

@@ -40,6 +40,11 @@ export function fmtNumber(n, digits = 1) {
   return `${v.toFixed(Math.abs(v) < 10 ? 2 : 1)}${units[i]}`;
 }
 
+/** For chart axes: as fmtNumber, without trailing zeros ("5k", "2.5M"). */
+export function fmtCompact(n) {
+  return fmtNumber(n).replace(/\.0+(?=[kMGT]?$)|(\.\d*?[1-9])0+(?=[kMGT]?$)/, '$1');
+}
+
 /** Whole numbers with thousands separators: 1234567 -> "1,234,567". */
 export function fmtCount(n) {
   if (n === null || n === undefined || Number.isNaN(n)) return '–';

@@ -1,6 +1,6 @@
 // The Overview tab: the broker's vital numbers as cards, live charts of the
 // last minutes, and the busiest topics the topic tree has seen.
-import { $, el, setText, fmtNumber, fmtCount, fmtBytes, fmtDuration, truncate } from './dom.js';
+import { $, el, setText, fmtNumber, fmtCompact, fmtCount, fmtBytes, fmtDuration, truncate } from './dom.js';
 import { LiveChart } from './chart.js';
 
 const perSec = (n) => fmtNumber(n);
@@ -13,10 +13,10 @@ export class OverviewView {
     this.tree = tree;
     this.cards = new Map([...root.querySelectorAll('[data-stat]')].map((n) => [n.dataset.stat, n]));
     this.charts = [
-      { chart: new LiveChart($('#chart-clients', root), [{ label: 'connected' }], { format: (n) => fmtNumber(n, 0) }), keys: ['clients'] },
-      { chart: new LiveChart($('#chart-messages', root), [{ label: 'in' }, { label: 'out' }], { format: perSec }), keys: ['msgsInRate', 'msgsOutRate'] },
-      { chart: new LiveChart($('#chart-bytes', root), [{ label: 'in' }, { label: 'out' }], { format: bytesPerSec, axisFormat: (n) => `${fmtNumber(n)}B` }), keys: ['bytesInRate', 'bytesOutRate'] },
-      { chart: new LiveChart($('#chart-dropped', root), [{ label: 'dropped', color: '--bad' }], { format: perSec }), keys: ['droppedRate'] },
+      { chart: new LiveChart($('#chart-clients', root), [{ label: 'connected' }], { format: (n) => fmtNumber(n, 0), axisFormat: fmtCompact }), keys: ['clients'] },
+      { chart: new LiveChart($('#chart-messages', root), [{ label: 'in' }, { label: 'out' }], { format: perSec, axisFormat: fmtCompact }), keys: ['msgsInRate', 'msgsOutRate'] },
+      { chart: new LiveChart($('#chart-bytes', root), [{ label: 'in' }, { label: 'out' }], { format: bytesPerSec, axisFormat: (n) => `${fmtCompact(n)}B` }), keys: ['bytesInRate', 'bytesOutRate'] },
+      { chart: new LiveChart($('#chart-dropped', root), [{ label: 'dropped', color: '--bad' }], { format: perSec, axisFormat: fmtCompact }), keys: ['droppedRate'] },
     ];
     this.busiest = $('#busiest tbody', root);
     this.source = $('#stats-source', root);
@@ -37,15 +37,17 @@ export class OverviewView {
       if (title !== undefined) n.title = title;
     };
     put('clients', fmtCount(p.clients), `total ${fmtCount(p.clientsTotal)}, maximum ${fmtCount(p.clientsMaximum)}`);
-    put('clients-detail', `max ${fmtCount(p.clientsMaximum)} · total ${fmtCount(p.clientsTotal)}`);
+    put('clients-detail', `connected · peak ${fmtCount(p.clientsMaximum)}`);
     put('msgs-in', p.msgsInRate === null ? '…' : perSec(p.msgsInRate));
     put('msgs-out', p.msgsOutRate === null ? '…' : perSec(p.msgsOutRate));
-    put('msgs-total', `${fmtCount(p.msgsIn)} in · ${fmtCount(p.msgsOut)} out`);
+    put('msgs-in-total', `${fmtCount(p.msgsIn)} PUBLISH total`);
+    put('msgs-out-total', `${fmtCount(p.msgsOut)} PUBLISH total`);
     put('bytes-in', p.bytesInRate === null ? '…' : bytesPerSec(p.bytesInRate));
     put('bytes-out', p.bytesOutRate === null ? '…' : bytesPerSec(p.bytesOutRate));
-    put('bytes-total', `${fmtBytes(p.bytesIn)} in · ${fmtBytes(p.bytesOut)} out`);
+    put('bytes-in-total', `${fmtBytes(p.bytesIn)} total`);
+    put('bytes-out-total', `${fmtBytes(p.bytesOut)} total`);
     put('dropped', fmtCount(p.dropped));
-    put('dropped-rate', p.droppedRate === null ? 'per second: …' : `${perSec(p.droppedRate)}/s now`);
+    put('dropped-rate', p.droppedRate === null ? 'messages, total' : `messages, ${perSec(p.droppedRate)}/s now`);
     put('retained', fmtCount(p.retained));
     put('subscriptions', fmtCount(p.subscriptions));
     put('uptime', fmtDuration(p.uptime));

@@ -48,6 +48,7 @@ export class TopicStat {
   constructor(topic, historyLength) {
     this.topic = topic;
     this.count = 0;
+    this.live = 0; // messages counted in the rate
     this.bytes = 0;
     this.times = new Float64Array(RATE_SLOTS);
     this.last = null; // {text, binary, size, retain, qos, time}
@@ -56,7 +57,12 @@ export class TopicStat {
   }
 
   add(payload, { retain = false, qos = 0, time = Date.now() } = {}) {
-    this.times[this.count % RATE_SLOTS] = time;
+    // A message that arrives with the retain flag is a stored one, sent
+    // because we subscribed: not traffic, so not in the rate.
+    if (!retain) {
+      this.times[this.live % RATE_SLOTS] = time;
+      this.live += 1;
+    }
     this.count += 1;
     this.bytes += payload.length;
     const text = payloadText(payload);
@@ -91,7 +97,7 @@ export class TopicStat {
 
   /** Messages per second over the last 10 s. */
   rate(now = Date.now()) {
-    const n = Math.min(this.count, RATE_SLOTS);
+    const n = Math.min(this.live, RATE_SLOTS);
     if (n === 0) return 0;
     let recent = 0;
     let oldest = now;
