@@ -58,13 +58,19 @@ pub(crate) struct Inner {
     pub timers_changed: Notify,
     pub counters: Counters,
     pub events: broadcast::Sender<Event>,
+    /// Whether per-message events (`MessagePublished`, `MessageDropped`)
+    /// are sent: only once someone asked for them with `events()`, since
+    /// at a million messages a second they cost more than the routing.
+    message_events: AtomicBool,
     next_id: AtomicU64,
     pub started: Instant,
     pub closing: AtomicBool,
     /// Notified each time a connection task ends (shutdown waits on it).
     pub conn_done: Notify,
-    /// Rate limit for the "queue full" warning.
-    drop_warn: Mutex<(Option<Instant>, u64)>,
+    /// Rate limit for the "queue full" warning: when it was last logged.
+    drop_warn: Mutex<Option<Instant>>,
+    /// "Queue full" drops since the warning was last logged.
+    drops_unlogged: AtomicU64,
     /// Bounds concurrent `Hooks::authenticate` calls (see `auth.rs`).
     pub auth_permits: Arc<tokio::sync::Semaphore>,
     /// Messages queued or in flight over all sessions, kept by the session
@@ -96,7 +102,9 @@ impl Broker {
                 started: Instant::now(),
                 closing: AtomicBool::new(false),
                 conn_done: Notify::new(),
-                drop_warn: Mutex::new((None, 0)),
+                drop_warn: Mutex::new(None),
+                drops_unlogged: AtomicU64::new(0),
+                message_events: AtomicBool::new(false),
                 auth_permits,
                 stored: Arc::default(),
             }),
@@ -152,8 +160,20 @@ impl Broker {
         }
     }
 
-    /// Subscribes to broker events. Lagging receivers lose events.
+    /// Subscribes to broker events, per-message ones (`MessagePublished`,
+    /// `MessageDropped`) included: from the first call on, the broker sends
+    /// one event per message routed and per message dropped. Lagging
+    /// receivers lose events.
     pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.inner.message_events.store(true, Ordering::Relaxed);
+        self.inner.events.subscribe()
+    }
+
+    /// Subscribes to broker events without asking for per-message events:
+    /// clients connecting and disconnecting, subscriptions. (Per-message
+    /// events still arrive if another subscriber asked for them with
+    /// [`Broker::events`].) Message and drop counts are in [`Broker::stats`].
+    pub fn lifecycle_events(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()
     }
 
@@ -180,6 +200,9 @@ impl Broker {
             publish_received: c.publish_received.load(Relaxed),
             publish_sent: c.publish_sent.load(Relaxed),
             publish_dropped: c.publish_dropped.load(Relaxed),
+            dropped_by_reason: c.dropped_by_reason(),
+            published_by_qos: c.published_by_qos().0,
+            published_bytes_by_qos: c.published_by_qos().1,
             subscriptions: self.inner.index.read().len(),
             retained: self.inner.retained.read().len(),
             messages_stored: stored,
@@ -212,38 +235,54 @@ impl Inner {
         }
     }
 
-    /// Counts `n` messages not delivered to `session` (broker-wide and per
-    /// session), with one event each and a rate-limited warning.
+    /// Sends a per-message event if somebody asked for them (see
+    /// [`Broker::events`]); one relaxed load otherwise.
+    pub fn emit_message(&self, event: impl FnOnce() -> Event) {
+        if self.message_events.load(Ordering::Relaxed) {
+            self.emit(event);
+        }
+    }
+
+    /// Counts `n` messages not delivered to `session` (broker-wide by
+    /// reason and per session), with one event each if per-message events
+    /// are on, and a rate-limited warning. Cheap: an overloaded broker
+    /// drops hundreds of thousands of messages a second, so the clock and
+    /// the warning's lock are looked at once per 1,024 drops at most.
     pub fn note_drops(&self, session: &Session, reason: DropReason, n: u64) {
         if n == 0 {
             return;
         }
         let client_id = &session.client_id;
         session.count_dropped(n);
-        self.counters
-            .publish_dropped
-            .fetch_add(n, Ordering::Relaxed);
-        for _ in 0..n {
-            self.emit(|| Event::MessageDropped {
-                client_id: client_id.clone(),
-                reason,
-            });
+        self.counters.count_dropped(reason, n);
+        if self.message_events.load(Ordering::Relaxed) {
+            for _ in 0..n {
+                self.emit(|| Event::MessageDropped {
+                    client_id: client_id.clone(),
+                    reason,
+                });
+            }
         }
         if reason == DropReason::QueueFull {
-            let mut w = self.drop_warn.lock();
-            w.1 += n;
+            let before = self.drops_unlogged.fetch_add(n, Ordering::Relaxed);
+            // The first drop since the last warning, or another 1,024.
+            if before != 0 && (before + n) / 1024 == before / 1024 {
+                return;
+            }
+            let mut last = self.drop_warn.lock();
             let now = Instant::now();
-            let due = match w.0 {
+            let due = match *last {
                 None => true,
                 Some(t) => now.duration_since(t) >= Duration::from_secs(10),
             };
             if due {
+                let dropped = self.drops_unlogged.swap(0, Ordering::Relaxed);
                 tracing::warn!(
                     client_id = &**client_id,
-                    dropped = w.1,
+                    dropped,
                     "session queue full: messages dropped (max_queued_messages)"
                 );
-                *w = (Some(now), 0);
+                *last = Some(now);
             }
         }
     }

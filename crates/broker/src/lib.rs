@@ -39,5 +39,5 @@ pub use config::{BrokerConfig, PublishRateAction};
 pub use event::{DropReason, Event};
 pub use hooks::{AllowAll, AuthDecision, AuthRequest, ClientRef, ConnectionInfo, Hooks, Transport};
 pub use message::Message;
-pub use stats::Stats;
+pub use stats::{DroppedByReason, Stats};
 pub use tokio_util::sync::CancellationToken;

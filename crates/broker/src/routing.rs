@@ -14,15 +14,33 @@ use crate::hooks::ClientRef;
 use crate::index::{Match, SubInfo};
 use crate::message::Message;
 use crate::session::{Delivery, Session, Subscribed};
+use crate::stats::Tally;
 
 /// Reusable buffer of index matches, owned by each publisher's task so that
 /// routing allocates nothing per message.
 pub(crate) type Scratch = Vec<Match<Arc<Session>>>;
 
 impl Inner {
-    /// Retains (if asked and available) and routes a message. Returns the
-    /// number of subscribers it was queued for.
+    /// Retains (if asked and available) and routes a message published
+    /// from inside midge. Returns the number of subscribers it was queued
+    /// for.
     pub fn dispatch(&self, msg: Message, scratch: &mut Scratch) -> usize {
+        if !msg.topic.starts_with("$SYS/") {
+            self.counters.count_published(msg.qos, msg.payload.len());
+        }
+        self.dispatch_uncounted(msg, scratch)
+    }
+
+    /// [`Inner::dispatch`] for a client's message: counted in its tally,
+    /// which reaches the shared counters in batches.
+    pub fn dispatch_from(&self, msg: Message, scratch: &mut Scratch, tally: &mut Tally) -> usize {
+        if !msg.topic.starts_with("$SYS/") {
+            tally.count_published(msg.qos, msg.payload.len());
+        }
+        self.dispatch_uncounted(msg, scratch)
+    }
+
+    fn dispatch_uncounted(&self, msg: Message, scratch: &mut Scratch) -> usize {
         let msg = Arc::new(msg);
         if msg.retain && self.config.retain_available {
             // Stored long: its own copy, so the read buffer it came in can
@@ -36,7 +54,7 @@ impl Inner {
         }
         // `$SYS` updates are the broker talking to itself: no event each.
         if !msg.topic.starts_with("$SYS/") {
-            self.emit(|| Event::MessagePublished {
+            self.emit_message(|| Event::MessagePublished {
                 topic: msg.topic.clone(),
                 qos: msg.qos,
                 retain: msg.retain,

@@ -5,6 +5,10 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::time::Duration;
 
+use midge_proto::QoS;
+
+use crate::event::DropReason;
+
 /// Live counters.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
@@ -19,6 +23,27 @@ pub(crate) struct Counters {
     pub publish_sent: AtomicU64,
     pub publish_dropped: AtomicU64,
     pub connections_total: AtomicU64,
+    /// Messages routed (from clients and from inside midge, `$SYS` aside)
+    /// and their payload bytes, by QoS.
+    pub published: [AtomicU64; 3],
+    pub published_bytes: [AtomicU64; 3],
+    /// `publish_dropped` by reason, indexed by [`reason_index`].
+    pub dropped: [AtomicU64; DROP_REASONS],
+}
+
+/// Number of [`DropReason`]s.
+const DROP_REASONS: usize = 5;
+
+/// The slot of `r` in [`Counters::dropped`]; a match without a wildcard,
+/// so that a new reason cannot be left uncounted.
+fn reason_index(r: DropReason) -> usize {
+    match r {
+        DropReason::QueueFull => 0,
+        DropReason::Offline => 1,
+        DropReason::TooLarge => 2,
+        DropReason::Expired => 3,
+        DropReason::NotAuthorized => 4,
+    }
 }
 
 impl Counters {
@@ -29,6 +54,61 @@ impl Counters {
 
     pub fn client_disconnected(&self) {
         self.clients_connected.fetch_sub(1, Relaxed);
+    }
+
+    /// Counts `n` messages not delivered, in total and by reason.
+    pub fn count_dropped(&self, reason: DropReason, n: u64) {
+        self.publish_dropped.fetch_add(n, Relaxed);
+        self.dropped[reason_index(reason)].fetch_add(n, Relaxed);
+    }
+
+    /// Counts one routed message published from inside midge (clients'
+    /// messages go through their [`Tally`]).
+    pub fn count_published(&self, qos: QoS, payload_len: usize) {
+        self.published[qos as usize].fetch_add(1, Relaxed);
+        self.published_bytes[qos as usize].fetch_add(payload_len as u64, Relaxed);
+    }
+
+    /// The drop counters, by reason.
+    pub fn dropped_by_reason(&self) -> DroppedByReason {
+        let n = |r| self.dropped[reason_index(r)].load(Relaxed);
+        DroppedByReason {
+            queue_full: n(DropReason::QueueFull),
+            offline: n(DropReason::Offline),
+            too_large: n(DropReason::TooLarge),
+            expired: n(DropReason::Expired),
+            not_authorized: n(DropReason::NotAuthorized),
+        }
+    }
+
+    /// The published counters, by QoS: (messages, payload bytes).
+    pub fn published_by_qos(&self) -> ([u64; 3], [u64; 3]) {
+        (
+            self.published.each_ref().map(|c| c.load(Relaxed)),
+            self.published_bytes.each_ref().map(|c| c.load(Relaxed)),
+        )
+    }
+}
+
+/// Messages not delivered, by [`DropReason`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DroppedByReason {
+    pub queue_full: u64,
+    pub offline: u64,
+    pub too_large: u64,
+    pub expired: u64,
+    pub not_authorized: u64,
+}
+
+impl DroppedByReason {
+    pub fn get(&self, reason: DropReason) -> u64 {
+        match reason {
+            DropReason::QueueFull => self.queue_full,
+            DropReason::Offline => self.offline,
+            DropReason::TooLarge => self.too_large,
+            DropReason::Expired => self.expired,
+            DropReason::NotAuthorized => self.not_authorized,
+        }
     }
 }
 
@@ -43,9 +123,19 @@ pub(crate) struct Tally {
     pub publish_received: u64,
     pub publish_sent: u64,
     pub publish_dropped: u64,
+    /// Messages this client published that were routed, by QoS, and their
+    /// payload bytes (see [`Counters::published`]).
+    pub published: [u64; 3],
+    pub published_bytes: [u64; 3],
 }
 
 impl Tally {
+    /// Counts one routed message of this client.
+    pub fn count_published(&mut self, qos: QoS, payload_len: usize) {
+        self.published[qos as usize] += 1;
+        self.published_bytes[qos as usize] += payload_len as u64;
+    }
+
     pub fn flush(&mut self, c: &Counters) {
         if self.messages_received > 0 {
             c.messages_received
@@ -68,6 +158,12 @@ impl Tally {
         }
         if self.publish_dropped > 0 {
             c.publish_dropped.fetch_add(self.publish_dropped, Relaxed);
+        }
+        for q in 0..3 {
+            if self.published[q] > 0 {
+                c.published[q].fetch_add(self.published[q], Relaxed);
+                c.published_bytes[q].fetch_add(self.published_bytes[q], Relaxed);
+            }
         }
         *self = Tally::default();
     }
@@ -97,6 +193,12 @@ pub struct Stats {
     pub publish_sent: u64,
     /// Messages not delivered to a subscriber (queue full, expired, too large).
     pub publish_dropped: u64,
+    /// `publish_dropped` by reason.
+    pub dropped_by_reason: DroppedByReason,
+    /// Messages routed (published by clients or from inside midge; `$SYS`
+    /// updates aside), by QoS (index 0, 1, 2), and their payload bytes.
+    pub published_by_qos: [u64; 3],
+    pub published_bytes_by_qos: [u64; 3],
     pub subscriptions: usize,
     pub retained: usize,
     /// Messages waiting in session queues plus in flight.
@@ -159,9 +261,24 @@ mod tests {
             publish_sent: 2,
             ..Tally::default()
         };
+        t.count_published(QoS::AtLeastOnce, 10);
         t.flush(&c);
         t.flush(&c);
         assert_eq!(c.bytes_received.load(Relaxed), 5);
         assert_eq!(c.publish_sent.load(Relaxed), 2);
+        c.count_published(QoS::AtLeastOnce, 5);
+        assert_eq!(c.published_by_qos(), ([0, 2, 0], [0, 15, 0]));
+    }
+
+    #[test]
+    fn drops_by_reason() {
+        let c = Counters::default();
+        c.count_dropped(DropReason::QueueFull, 3);
+        c.count_dropped(DropReason::Expired, 1);
+        assert_eq!(c.publish_dropped.load(Relaxed), 4);
+        let d = c.dropped_by_reason();
+        assert_eq!(d.get(DropReason::QueueFull), 3);
+        assert_eq!(d.expired, 1);
+        assert_eq!(d.offline + d.too_large + d.not_authorized, 0);
     }
 }

@@ -108,6 +108,8 @@ impl Client {
             publisher: Some(self.client_id.clone()),
             received_at: Instant::now(),
         };
-        self.broker.inner.dispatch(msg, &mut self.scratch);
+        self.broker
+            .inner
+            .dispatch_from(msg, &mut self.scratch, &mut self.tally);
     }
 }
