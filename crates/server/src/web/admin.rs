@@ -16,6 +16,7 @@ use serde_json::json;
 
 use super::api::Caller;
 use super::error::ApiError;
+use super::registry::ClientInfo;
 use crate::http::HttpState;
 
 /// Lets admins through: 401 without (valid) credentials, 403 for others.
@@ -42,6 +43,14 @@ pub async fn require_admin(
     Ok(caller)
 }
 
+/// The client's drop count as the broker keeps it (the registry only sees
+/// drops as events, which the broker sends only when a webhook wants them).
+fn with_broker_drops(state: &HttpState, c: &mut ClientInfo) {
+    if let Some(b) = state.web.broker.client(&c.id) {
+        c.drops = b.dropped;
+    }
+}
+
 /// `GET /api/v1/clients`
 pub async fn clients(
     State(state): State<HttpState>,
@@ -49,7 +58,10 @@ pub async fn clients(
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     require_admin(&state, &headers, remote).await?;
-    let clients = state.web.registry.clients();
+    let mut clients = state.web.registry.clients();
+    for c in &mut clients {
+        with_broker_drops(&state, c);
+    }
     Ok(Json(json!({ "count": clients.len(), "clients": clients })))
 }
 
@@ -61,12 +73,13 @@ pub async fn client(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     require_admin(&state, &headers, remote).await?;
-    state
+    let mut c = state
         .web
         .registry
         .client(&id)
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no connected client {id:?}")))
+        .ok_or_else(|| ApiError::NotFound(format!("no connected client {id:?}")))?;
+    with_broker_drops(&state, &mut c);
+    Ok(Json(c))
 }
 
 /// `DELETE /api/v1/clients/{id}`

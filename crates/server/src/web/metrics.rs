@@ -168,9 +168,9 @@ pub fn render(web: &Web) -> String {
     o.family(
         "midge_messages_published_total",
         "counter",
-        "Messages accepted for routing, by QoS (from broker events).",
+        "Messages accepted for routing, by QoS.",
     );
-    for (i, n) in e.published_by_qos.iter().enumerate() {
+    for (i, n) in s.published_by_qos.iter().enumerate() {
         o.labelled(
             "midge_messages_published_total",
             &[("qos", qos_label(i))],
@@ -180,9 +180,9 @@ pub fn render(web: &Web) -> String {
     o.family(
         "midge_payload_bytes_published_total",
         "counter",
-        "Payload bytes accepted for routing, by QoS (from broker events).",
+        "Payload bytes accepted for routing, by QoS.",
     );
-    for (i, n) in e.published_bytes_by_qos.iter().enumerate() {
+    for (i, n) in s.published_bytes_by_qos.iter().enumerate() {
         o.labelled(
             "midge_payload_bytes_published_total",
             &[("qos", qos_label(i))],
@@ -192,16 +192,16 @@ pub fn render(web: &Web) -> String {
     o.family(
         "midge_dropped_messages_total",
         "counter",
-        "Messages not delivered, by reason (from broker events).",
+        "Messages not delivered, by reason.",
     );
-    for reason in [
-        "queue_full",
-        "offline",
-        "too_large",
-        "expired",
-        "not_authorized",
+    let d = &s.dropped_by_reason;
+    for (reason, n) in [
+        ("queue_full", d.queue_full),
+        ("offline", d.offline),
+        ("too_large", d.too_large),
+        ("expired", d.expired),
+        ("not_authorized", d.not_authorized),
     ] {
-        let n = e.dropped_by_reason.get(reason).copied().unwrap_or(0);
         o.labelled("midge_dropped_messages_total", &[("reason", reason)], n);
     }
     o.family(

@@ -161,7 +161,21 @@ impl Web {
             broker,
             shutdown: shutdown.clone(),
         }));
-        let events = web.broker.events();
+        // Per-message events (one per message routed or dropped) cost the
+        // broker more than the routing itself at high rates: asked for only
+        // when a webhook forwards them. Message and drop counts for
+        // `/metrics` come from the broker's counters.
+        let message_events = web.config.webhooks.iter().any(|w| {
+            w.events.is_empty()
+                || w.events
+                    .iter()
+                    .any(|e| e == "message.published" || e == "message.dropped")
+        });
+        let events = if message_events {
+            web.broker.events()
+        } else {
+            web.broker.lifecycle_events()
+        };
         tracker.spawn(run_events(web.clone(), events, shutdown.clone()));
         tracker.spawn(run_reaper(web.clone(), shutdown));
         web
