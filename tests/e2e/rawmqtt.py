@@ -28,6 +28,8 @@ P_REASON_STRING, P_RECEIVE_MAXIMUM, P_TOPIC_ALIAS_MAXIMUM, P_TOPIC_ALIAS = 0x1F,
 P_MAXIMUM_QOS, P_RETAIN_AVAILABLE, P_USER_PROPERTY, P_MAXIMUM_PACKET_SIZE = 0x24, 0x25, 0x26, 0x27
 P_WILDCARD_SUB_AVAILABLE, P_SUB_ID_AVAILABLE, P_SHARED_SUB_AVAILABLE = 0x28, 0x29, 0x2A
 P_WILL_DELAY = 0x18
+P_AUTH_METHOD, P_AUTH_DATA, P_REQUEST_PROBLEM_INFO = 0x15, 0x16, 0x17
+P_REQUEST_RESPONSE_INFO, P_RESPONSE_INFO, P_SERVER_REFERENCE = 0x19, 0x1A, 0x1C
 
 _BYTE = {0x01, 0x17, 0x19, 0x24, 0x25, 0x28, 0x29, 0x2A}
 _U16 = {0x13, 0x21, 0x22, 0x23}
@@ -224,6 +226,9 @@ class Packet:
     type: int
     flags: int
     body: bytes
+    # the fixed header as received (type byte + Remaining Length bytes), for
+    # checks of the encoding itself such as [MQTT-1.5.5-1]
+    header: bytes = b""
 
     @property
     def name(self) -> str:
@@ -321,9 +326,10 @@ class RawClient:
                         break
                 if complete and len(self.buf) >= i + length:
                     first = self.buf[0]
+                    header = self.buf[:i]
                     body = self.buf[i:i + length]
                     self.buf = self.buf[i + length:]
-                    return Packet(first >> 4, first & 0x0F, body)
+                    return Packet(first >> 4, first & 0x0F, body, header)
             self._fill(deadline)
 
     def expect(self, kind: int, timeout: float = TIMEOUT) -> Packet:
