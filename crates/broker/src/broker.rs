@@ -115,6 +115,13 @@ impl Broker {
         &self.inner.config
     }
 
+    /// The authentication and authorization hooks the broker applies, so
+    /// that front doors acting outside an MQTT session (the HTTP retained
+    /// listing) decide as the broker would.
+    pub fn hooks(&self) -> &Arc<dyn Hooks> {
+        &self.inner.hooks
+    }
+
     /// Runs one client connection to its end. Generic over the transport so
     /// that TCP, TLS and WebSocket share it.
     pub async fn handle_connection<S>(&self, stream: S, info: ConnectionInfo)
