@@ -168,6 +168,56 @@ test('a mosquitto_pub message appears in the topic tree, its numeric fields in c
   }
 });
 
+test('the topic tree follows its own filter, pauses by hand and pauses itself under load', { timeout: 60000 }, async () => {
+  const page = await openPage(browser, `${broker.http}/?tree-limit=30#topics`);
+  const mqtt = require('mqtt');
+  let blaster;
+  try {
+    await page.waitForFunction(() => document.body.dataset.monitor === 'connected');
+    await mosquittoPub('other/x', '1', ['-q', '1']);
+    await page.locator('button[data-path="other/x"]').waitFor();
+    await page.fill('#topic-filter', 'only/#');
+    await page.click('#topic-filter-form button[type=submit]');
+    await page.waitForFunction(() => !document.querySelector('button[data-path="other/x"]'));
+    // QoS 1: mosquitto_pub returns once the broker has routed the message,
+    // so other/y was handled before only/b.
+    await mosquittoPub('other/y', '1', ['-q', '1']);
+    await mosquittoPub('only/b', '1', ['-q', '1']);
+    await page.locator('button[data-path="only/b"]').waitFor();
+    assert.equal(await page.locator('button[data-path^="other"]').count(), 0);
+    // Paused: nothing new arrives; resumed: it does again.
+    await page.click('#topic-pause');
+    assert.equal(await page.getAttribute('#topic-pause', 'aria-pressed'), 'true');
+    await page.waitForFunction(() => document.querySelector('#view-topics').dataset.paused === 'true');
+    await mosquittoPub('only/while-paused', '1', ['-q', '1']);
+    await page.click('#topic-pause');
+    await page.waitForFunction(() => document.querySelector('#view-topics').dataset.paused === 'false');
+    // The resubscription is asynchronous: publish until a message shows up.
+    const deadline = Date.now() + 10000;
+    while (!(await page.locator('button[data-path="only/resumed"]').count())) {
+      assert.ok(Date.now() < deadline, 'no message after Resume');
+      await mosquittoPub('only/resumed', '1', ['-q', '1']);
+      await page.waitForTimeout(200);
+    }
+    assert.equal(await page.locator('button[data-path="only/while-paused"]').count(), 0);
+    // More than tree-limit (30) messages a second for two seconds: it pauses itself.
+    blaster = mqtt.connect(`mqtt://127.0.0.1:${broker.urls.mqtt.port}`, { clientId: 'blaster' });
+    await new Promise((resolve, reject) => { blaster.once('connect', resolve); blaster.once('error', reject); });
+    const timer = setInterval(() => { for (let i = 0; i < 10; i += 1) blaster.publish('only/load', String(i)); }, 50);
+    try {
+      await page.waitForFunction(() => document.querySelector('#view-topics').dataset.paused === 'true', null, { timeout: 15000 });
+    } finally {
+      clearInterval(timer);
+    }
+    assert.match(await page.textContent('#topic-notice'), /Paused by itself: more than 30 messages per second/);
+    assert.equal(await page.textContent('#topic-pause'), 'Resume');
+    assert.deepEqual(page.problems, []);
+  } finally {
+    if (blaster) blaster.end(true);
+    await closePage(page);
+  }
+});
+
 test('two pages exchange messages through the broker', { timeout: 60000 }, async () => {
   const a = await dashboard();
   const b = await dashboard();

@@ -57,9 +57,11 @@ monitor.addEventListener('sysaccess', (e) => {
 monitor.addEventListener('treeaccess', (e) => {
   if (!e.detail.allowed) setText($('#topic-summary'), `Not allowed to subscribe to ${e.detail.filter}.`);
 });
+let treeMessages = 0; // in the current second
 monitor.addEventListener('message', (e) => {
   const m = e.detail;
   tree.add(m.topic, m.payload, m);
+  treeMessages += 1;
 });
 
 // ---- connection status and sign-in ----
@@ -199,6 +201,8 @@ window.addEventListener('hashchange', () => showTab(location.hash.slice(1)));
 setInterval(() => {
   const now = Date.now();
   if (!$('#view-overview').hidden) overview.renderBusiest(now);
+  topics.checkLoad(treeMessages);
+  treeMessages = 0;
   topics.render();
   setText($('#clock'), fmtTime(new Date(now)).slice(0, 8));
 }, 1000);

@@ -5,6 +5,7 @@ import { $, el, setText, fmtNumber, fmtCount, fmtBytes, fmtTime, truncate } from
 import { LiveChart, PALETTE } from './chart.js';
 
 const MAX_ROWS = 1500;
+const DEFAULT_LIMIT = 2000;
 const collator = new Intl.Collator(undefined, { numeric: true });
 
 export class TopicsView {
@@ -38,18 +39,38 @@ export class TopicsView {
       this.monitor.setTreeFilter(f);
       this.render(true);
     });
-    const pause = $('#topic-pause', root);
-    pause.addEventListener('click', () => {
-      const paused = pause.getAttribute('aria-pressed') !== 'true';
-      pause.setAttribute('aria-pressed', String(paused));
-      pause.textContent = paused ? 'Resume' : 'Pause';
-      this.monitor.setPaused(paused);
+    this.pauseButton = $('#topic-pause', root);
+    this.notice = $('#topic-notice', root);
+    this.pauseButton.addEventListener('click', () => {
+      this.setPaused(this.pauseButton.getAttribute('aria-pressed') !== 'true');
     });
+    // Messages per second above which the tree pauses itself (the page
+    // would fall behind, and the broker would drop messages queued for it);
+    // `?tree-limit=N` in the page's URL changes it.
+    const limit = Number(new URLSearchParams(location.search).get('tree-limit'));
+    this.limit = Number.isFinite(limit) && limit > 0 ? limit : DEFAULT_LIMIT;
+    this.overloaded = 0;
     $('#topic-clear', root).addEventListener('click', () => {
       this.tree.clear();
       this.select(null);
       this.render(true);
     });
+  }
+
+  setPaused(paused, why = '') {
+    this.pauseButton.setAttribute('aria-pressed', String(paused));
+    this.pauseButton.textContent = paused ? 'Resume' : 'Pause';
+    this.root.dataset.paused = String(paused);
+    setText(this.notice, paused ? why || 'Paused: the tree is not subscribed; Resume to follow the topics again.' : '');
+    this.monitor.setPaused(paused);
+  }
+
+  /** Called once a second with the messages received in it. */
+  checkLoad(perSecond) {
+    this.overloaded = perSecond > this.limit ? this.overloaded + 1 : 0;
+    if (this.overloaded >= 2 && !this.monitor.paused) {
+      this.setPaused(true, `Paused by itself: more than ${fmtCount(this.limit)} messages per second arrived for the tree, more than a browser page should draw. Narrow the subscription (for example sensors/#) and press Resume.`);
+    }
   }
 
   isOpen(node, depth) {
