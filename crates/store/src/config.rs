@@ -77,9 +77,6 @@ pub struct StoreConfig {
     pub batch_delay: Duration,
     /// Most operations in one transaction. [65,536]
     pub max_batch_ops: usize,
-    /// Batches waiting for the writer before `submit` blocks the caller
-    /// (back pressure when the disk cannot keep up). [16,384]
-    pub queue_capacity: usize,
     /// Queued messages kept per session; more are dropped, counted and
     /// logged. [100,000]
     pub max_session_messages: u32,
@@ -105,7 +102,6 @@ impl Default for StoreConfig {
             fsync: FsyncPolicy::Batch,
             batch_delay: Duration::ZERO,
             max_batch_ops: 65_536,
-            queue_capacity: 16_384,
             max_session_messages: 100_000,
             max_session_bytes: 100 * 1024 * 1024,
             max_store_bytes: 4 * 1024 * 1024 * 1024,

@@ -58,8 +58,10 @@ pub use stats::StoreStats;
 /// `Arc<dyn Store>`.
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Queues a batch; the returned [`Commit`] resolves once it is durable
-    /// (policy `never`: applied), or failed. Blocks only when the writer's
-    /// queue is full (the disk cannot keep up: back pressure).
+    /// (policy `never`: applied), or failed. Never blocks: batches are
+    /// applied in the order they were submitted, and the back pressure of
+    /// a slow disk is the commits themselves (a caller that waits for too
+    /// many stops producing; see `StoreStats::backlog`).
     fn submit(&self, batch: Batch) -> Commit;
 
     /// Queues a batch nobody waits for (e.g. removing an acknowledged
@@ -91,4 +93,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// "memory" or "disk".
     fn name(&self) -> &'static str;
+
+    /// Makes everything submitted durable, stops writing and releases what
+    /// the store holds (the data directory's lock), even while other
+    /// owners still hold the store: later batches fail with
+    /// [`CommitError::Closed`]. Blocks until done; dropping the last owner
+    /// does the same.
+    fn shutdown(&self) {}
 }

@@ -27,6 +27,8 @@ pub struct StoreStats {
     pub bytes: u64,
     /// Message bodies stored.
     pub messages: u64,
+    /// Batches submitted and not yet committed (the writer's backlog).
+    pub backlog: u64,
 }
 
 #[derive(Debug, Default)]
@@ -41,6 +43,7 @@ pub(crate) struct Counters {
     purged: AtomicU64,
     bytes: AtomicU64,
     messages: AtomicU64,
+    backlog: AtomicU64,
 }
 
 impl Counters {
@@ -56,6 +59,16 @@ impl Counters {
         self.purged.fetch_add(a.purged, Relaxed);
         self.bytes.store(bytes, Relaxed);
         self.messages.store(messages, Relaxed);
+    }
+
+    /// `n` batches entered the writer's queue.
+    pub fn queued(&self, n: u64) {
+        self.backlog.fetch_add(n, Relaxed);
+    }
+
+    /// `n` batches left it (committed or failed).
+    pub fn done(&self, n: u64) {
+        self.backlog.fetch_sub(n, Relaxed);
     }
 
     pub fn write_error(&self) {
@@ -79,6 +92,7 @@ impl Counters {
             purged: self.purged.load(Relaxed),
             bytes: self.bytes.load(Relaxed),
             messages: self.messages.load(Relaxed),
+            backlog: self.backlog.load(Relaxed),
         }
     }
 }

@@ -468,3 +468,62 @@ fn usable_from_async_code() {
         assert_eq!(r.sessions[0].queue.len(), 1);
     });
 }
+
+#[test]
+fn shutdown_through_a_shared_owner_makes_writes_durable_and_releases_the_directory() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    let store: Arc<dyn Store> = Arc::new(open(&dir, StoreConfig::default()));
+    let other_owner = store.clone();
+    store.submit_detached(Batch::from(vec![
+        Op::PutSession(sid(1), session("c", u32::MAX, None)),
+        enqueue(&*store, 1, 1),
+    ]));
+    store.shutdown();
+    // Another owner still holds the store, yet the directory is free and
+    // the detached batch made it.
+    let again = open(&dir, StoreConfig::default());
+    assert_eq!(queues(&again).get(&1), Some(&vec![1]));
+    again.close();
+    assert_eq!(
+        other_owner
+            .submit(Batch::from(enqueue(&*other_owner, 1, 2)))
+            .wait(),
+        Err(CommitError::Closed)
+    );
+    drop(other_owner);
+}
+
+#[test]
+fn submit_never_blocks_however_far_the_writer_is_behind() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("data");
+    let cfg = StoreConfig {
+        fsync: FsyncPolicy::Always,
+        ..StoreConfig::default()
+    };
+    let store = open(&dir, cfg);
+    store.submit_detached(Batch::from(Op::PutSession(
+        sid(1),
+        session("c", u32::MAX, None),
+    )));
+    // One fsync per batch (milliseconds each): the writer is far behind
+    // once these are queued; queuing must not wait for it.
+    let n = 300u64;
+    let t0 = std::time::Instant::now();
+    let mut commits = Vec::new();
+    for seq in 1..=n {
+        commits.push(store.submit(Batch::from(enqueue(&store, 1, seq))));
+    }
+    let queued_in = t0.elapsed();
+    let backlog = store.stats().backlog;
+    assert!(backlog > 100, "the writer cannot have kept up: {backlog}");
+    assert!(
+        queued_in < std::time::Duration::from_millis(200),
+        "queuing took {queued_in:?}"
+    );
+    drop(commits);
+    store.sync().wait().expect("sync");
+    assert_eq!(store.stats().backlog, 0);
+    assert_eq!(queues(&store).get(&1).map(Vec::len), Some(n as usize));
+}

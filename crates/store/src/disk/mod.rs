@@ -14,8 +14,8 @@ mod tables;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, SyncSender};
-use std::sync::Arc;
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use redb::{Database, ReadableDatabase};
@@ -42,13 +42,19 @@ use writer::{Request, Writer};
 #[derive(Debug)]
 pub struct DiskStore {
     // Dropped first (in `Drop`) so that the writer sees the channel close.
-    tx: Option<SyncSender<Request>>,
-    thread: Option<JoinHandle<()>>,
+    // Unbounded: `submit` never blocks the caller (a tokio worker). The
+    // back pressure is the commits themselves: a publisher's connection
+    // stops reading while it waits for too many of them.
+    tx: Option<Sender<Request>>,
+    // Mutexes only for `Store::shutdown` (through a shared reference):
+    // never touched on the write path.
+    thread: Mutex<Option<JoinHandle<()>>>,
     ids: Ids,
     counters: Arc<Counters>,
     config: StoreConfig,
+    path: PathBuf,
     // Last: the lock goes only after the writer closed the database.
-    dir: DataDir,
+    dir: Mutex<Option<DataDir>>,
 }
 
 impl DiskStore {
@@ -94,7 +100,7 @@ impl DiskStore {
         let ids = Ids::new(acct.max_msg_id, acct.max_seq);
         let counters = Arc::new(Counters::default());
         counters.set_usage(acct.total_bytes, acct.msgs.len() as u64);
-        let (tx, rx) = mpsc::sync_channel(config.queue_capacity.max(1));
+        let (tx, rx) = mpsc::channel();
         let writer = Writer::new(db, opener, acct, config.clone(), counters.clone(), rx);
         let thread = std::thread::Builder::new()
             .name("midge-store".into())
@@ -103,17 +109,18 @@ impl DiskStore {
         tracing::info!(dir = %path.display(), fsync = %config.fsync, "store opened");
         Ok(DiskStore {
             tx: Some(tx),
-            thread: Some(thread),
+            thread: Mutex::new(Some(thread)),
             ids,
             counters,
             config,
-            dir,
+            path: dir.path().to_path_buf(),
+            dir: Mutex::new(Some(dir)),
         })
     }
 
     /// The data directory.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        &self.path
     }
 
     pub fn config(&self) -> &StoreConfig {
@@ -127,9 +134,25 @@ impl DiskStore {
     }
 
     fn send(&self, req: Request) -> Result<(), ()> {
-        match &self.tx {
+        let batch = matches!(req, Request::Batch(..));
+        let sent = match &self.tx {
             Some(tx) => tx.send(req).map_err(|_| ()),
             None => Err(()),
+        };
+        if batch && sent.is_ok() {
+            self.counters.queued(1);
+        }
+        sent
+    }
+}
+
+impl DiskStore {
+    fn join_writer(&self) {
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(t) = thread {
+            if t.join().is_err() {
+                tracing::error!("store writer thread panicked");
+            }
         }
     }
 }
@@ -137,11 +160,7 @@ impl DiskStore {
 impl Drop for DiskStore {
     fn drop(&mut self) {
         self.tx = None;
-        if let Some(t) = self.thread.take() {
-            if t.join().is_err() {
-                tracing::error!("store writer thread panicked");
-            }
-        }
+        self.join_writer();
     }
 }
 
@@ -191,6 +210,15 @@ impl Store for DiskStore {
 
     fn name(&self) -> &'static str {
         "disk"
+    }
+
+    fn shutdown(&self) {
+        // The writer makes everything before durable, then stops; later
+        // batches fail with `Closed`.
+        let _ = self.send(Request::Close);
+        self.join_writer();
+        let dir = self.dir.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(dir);
     }
 }
 

@@ -33,6 +33,9 @@ pub(crate) enum Request {
     Batch(Batch, Option<Waiter>),
     /// Make everything before durable, then answer.
     Sync(Waiter),
+    /// Make everything durable and stop (the store is being shut down
+    /// while other owners may still hold it).
+    Close,
     /// Recover as of the given time (UNIX ms), then answer.
     Load(
         u64,
@@ -115,6 +118,7 @@ impl Writer {
                 Request::Load(now_ms, reply) => {
                     let _ = reply.send(self.load(now_ms));
                 }
+                Request::Close => break,
             }
         }
         if let Err(e) = self.checkpoint() {
@@ -188,6 +192,7 @@ impl Writer {
         let batches = self.group.len();
         self.prev_batches = batches;
         let outcome = self.write_group(durable);
+        self.counters.done(batches as u64);
         match outcome {
             Ok(applied) => {
                 if durable {
