@@ -197,6 +197,7 @@ test('the topic tree follows its own filter, pauses by hand and pauses itself un
     while (!(await page.locator('button[data-path="only/resumed"]').count())) {
       assert.ok(Date.now() < deadline, 'no message after Resume');
       await mosquittoPub('only/resumed', '1', ['-q', '1']);
+      // Bounded by the deadline above; give the page a moment between tries.
       await page.waitForTimeout(200);
     }
     assert.equal(await page.locator('button[data-path="only/while-paused"]').count(), 0);
@@ -274,8 +275,12 @@ test('tabs and the topic tree work from the keyboard', { timeout: 60000 }, async
     await page.locator('button[data-path="kb/one/leaf"]').focus();
     await page.keyboard.press('Enter');
     await page.waitForFunction(() => document.querySelector('#topic-detail').dataset.topic === 'kb/one/leaf');
-    // Focus survives the once-a-second refresh.
-    await page.waitForTimeout(1500);
+    // Focus survives the once-a-second refresh: the clock ticks after the
+    // tree's render in the same timer, so two ticks mean a render happened.
+    for (let i = 0; i < 2; i += 1) {
+      const clock = await page.textContent('#clock');
+      await page.waitForFunction((c) => document.querySelector('#clock').textContent !== c, clock);
+    }
     assert.equal(await page.evaluate(() => document.activeElement.dataset.path), 'kb/one/leaf');
     assert.deepEqual(page.problems, []);
   } finally {
