@@ -20,6 +20,8 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from mqttclient import V5, props
+
 pytestmark = pytest.mark.midge_only
 
 ADMIN_KEY = "admin-key-0123456789"
@@ -70,19 +72,40 @@ def admin() -> dict:
     return {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
-def test_openapi_described_api_passes_schemathesis(web_quick_polls):
-    _, base = web_quick_polls
+def wait_offline(base: str, client_id: str) -> None:
+    """Waits (bounded) until the broker has seen the client's DISCONNECT."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        r = requests.get(f"{base}/api/v1/clients/{client_id}", headers=admin(), timeout=WAIT)
+        if r.status_code == 200 and r.json()["online"] is False:
+            return
+        assert time.monotonic() < deadline, f"{client_id} still online: {r.text}"
+        time.sleep(0.02)
+
+
+def test_openapi_described_api_passes_schemathesis(web_quick_polls, clients):
+    b, base = web_quick_polls
+    # Sessions for the generated GET/DELETE /clients to list: one connected,
+    # one offline and kept (5.0, Session Expiry Interval 300, queued message).
+    online = clients(b, client_id="st-online", protocol=V5)
+    online.connect()
+    kept = clients(b, client_id="st-kept", protocol=V5, clean=False)
+    kept.connect(properties=props("CONNECT", SessionExpiryInterval=300))
+    kept.subscribe("st/#", qos=1)
+    kept.disconnect()
+    wait_offline(base, "st-kept")
+    online.publish("st/x", b"queued", qos=1)
     spec = requests.get(f"{base}/api/v1/openapi.json", timeout=WAIT)
     assert spec.status_code == 200 and spec.json()["openapi"].startswith("3.")
     st = Path(sys.executable).with_name("schemathesis")
-    # The SSE stream never ends by design (tested below and in Rust), and
-    # DELETE /clients/{id} is a documented 501 until the broker can kick a
-    # client: both are left out of the generated runs.
+    # The SSE stream never ends by design (tested below and in Rust): it is
+    # left out of the generated runs. DELETE /clients/{id} is in them; a
+    # client kept connected meanwhile must survive (generated ids are not
+    # its id).
     cmd = [str(st), "run", f"{base}/api/v1/openapi.json",
            "--checks", "not_a_server_error,status_code_conformance,"
                        "content_type_conformance,response_schema_conformance",
            "--exclude-path", "/api/v1/stream",
-           "--exclude-operation-id", "kick",
            "--max-examples", "30", "--seed", "7", "--generation-database", "none",
            "--request-timeout", "10",
            "-H", f"Authorization: Bearer {ADMIN_KEY}"]
@@ -94,6 +117,43 @@ def test_openapi_described_api_passes_schemathesis(web_quick_polls):
     cmd_anon[cmd_anon.index("30")] = "5"
     r = subprocess.run(cmd_anon, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
+    r = requests.get(f"{base}/api/v1/clients/st-kept", headers=admin(), timeout=WAIT)
+    assert r.status_code == 200 and r.json()["queued"] == 1, r.text
+
+
+def test_kick_sends_0x98_and_discards_sessions(web, clients):
+    b, base = web
+    watcher = clients(b, protocol=V5)
+    watcher.connect()
+    watcher.subscribe("bye/#", qos=1)
+    victim = clients(b, client_id="kick-me", protocol=V5)
+    victim.will_set("bye/kick-me", b"gone", qos=1)
+    victim.connect()
+    listed = requests.get(f"{base}/api/v1/clients", headers=admin(), timeout=WAIT).json()
+    me = [c for c in listed["clients"] if c["id"] == "kick-me"]
+    assert len(me) == 1 and me[0]["online"] is True and me[0]["protocol"] == "5.0"
+    assert requests.delete(f"{base}/api/v1/clients/kick-me", timeout=WAIT).status_code == 401
+    r = requests.delete(f"{base}/api/v1/clients/kick-me", headers=admin(), timeout=WAIT)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"ok": True, "client_id": "kick-me", "was_connected": True,
+                        "session_discarded": False}
+    assert victim.disconnected.wait(WAIT), "kicked client saw no disconnect"
+    assert victim.disconnect_reason == 0x98
+    will = watcher.get_n(1)[0]
+    assert (will.topic, will.payload) == ("bye/kick-me", b"gone")
+    # A persistent session outlives the kick until discarded.
+    kept = clients(b, client_id="kept-one", protocol=V5, clean=False)
+    kept.connect(properties=props("CONNECT", SessionExpiryInterval=300))
+    kept.subscribe("kept/#", qos=1)
+    kept.disconnect()
+    wait_offline(base, "kept-one")
+    r = requests.delete(f"{base}/api/v1/clients/kept-one", headers=admin(), timeout=WAIT)
+    assert r.status_code == 409 and r.json()["code"] == "conflict"
+    r = requests.delete(f"{base}/api/v1/clients/kept-one", params={"discard_session": "true"},
+                        headers=admin(), timeout=WAIT)
+    assert r.status_code == 200 and r.json()["session_discarded"] is True
+    r = requests.get(f"{base}/api/v1/clients/kept-one", headers=admin(), timeout=WAIT)
+    assert r.status_code == 404
 
 
 def samples(text: str) -> dict[tuple[str, tuple], float]:

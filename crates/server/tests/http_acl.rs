@@ -278,6 +278,14 @@ async fn retained_listing_hides_denied_topics() {
             .filter_map(|m| m["topic"].as_str())
             .collect();
         assert_eq!(topics, vec!["public/r"], "{how}");
+        // Listing the denied branch itself is refused, as subscribing is.
+        let r = http
+            .get(m.url("/api/v1/retained?filter=secret/%23"))
+            .header("authorization", &auth)
+            .send()
+            .await
+            .expect("req");
+        assert_eq!(r.status(), 403, "{how}");
     }
     let v: Value = http
         .get(m.url("/api/v1/retained?filter=%23"))

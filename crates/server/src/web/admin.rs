@@ -1,22 +1,21 @@
 //! The management API (admin role: a user in `http.admins` with a valid
-//! password, or an admin API key / JWT): connected clients and their
-//! subscriptions (from the event registry), broker statistics.
-//!
-//! `DELETE /api/v1/clients/{id}` answers 501: the broker core has no call
-//! to disconnect a client by id yet.
+//! password, or an admin API key / JWT): sessions and their subscriptions,
+//! queue depth, in-flight and drop counts, the administrative disconnect
+//! (all from the broker's management calls), and broker statistics.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::json;
+use serde_json::{json, Map, Value};
 
 use super::api::Caller;
 use super::error::ApiError;
-use super::registry::ClientInfo;
+use super::query::Query;
+use super::views::{drop_reason_name, qos_label, ClientJson, SubscriptionJson, DROP_REASONS};
 use crate::http::HttpState;
 
 /// Lets admins through: 401 without (valid) credentials, 403 for others.
@@ -43,25 +42,19 @@ pub async fn require_admin(
     Ok(caller)
 }
 
-/// The client's drop count as the broker keeps it (the registry only sees
-/// drops as events, which the broker sends only when a webhook wants them).
-fn with_broker_drops(state: &HttpState, c: &mut ClientInfo) {
-    if let Some(b) = state.web.broker.client(&c.id) {
-        c.drops = b.dropped;
-    }
+fn unknown(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no session for client id {id:?}"))
 }
 
-/// `GET /api/v1/clients`
+/// `GET /api/v1/clients`: every session, connected or offline.
 pub async fn clients(
     State(state): State<HttpState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     require_admin(&state, &headers, remote).await?;
-    let mut clients = state.web.registry.clients();
-    for c in &mut clients {
-        with_broker_drops(&state, c);
-    }
+    let broker = &state.web.broker;
+    let clients = ClientJson::all(&broker.clients(), &broker.subscriptions());
     Ok(Json(json!({ "count": clients.len(), "clients": clients })))
 }
 
@@ -73,44 +66,72 @@ pub async fn client(
     Path(id): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
     require_admin(&state, &headers, remote).await?;
-    let mut c = state
-        .web
-        .registry
-        .client(&id)
-        .ok_or_else(|| ApiError::NotFound(format!("no connected client {id:?}")))?;
-    with_broker_drops(&state, &mut c);
-    Ok(Json(c))
+    let broker = &state.web.broker;
+    let info = broker.client(&id).ok_or_else(|| unknown(&id))?;
+    // The broker lists subscriptions of every session only; skip that walk
+    // for a client that has none.
+    let subs = if info.subscriptions > 0 {
+        broker.subscriptions()
+    } else {
+        Vec::new()
+    };
+    let mine = subs.iter().filter(|s| *s.client_id == *id);
+    Ok(Json(ClientJson::new(&info, mine)))
 }
 
-/// `DELETE /api/v1/clients/{id}`
+/// `DELETE /api/v1/clients/{id}?discard_session=true|false`: disconnects
+/// the client (5.0: DISCONNECT 0x98 Administrative action; its will is
+/// published); with `discard_session=true` its session ends too, online or
+/// offline.
 pub async fn kick(
     State(state): State<HttpState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Result<impl IntoResponse, ApiError> {
-    require_admin(&state, &headers, remote).await?;
-    if state.web.registry.client(&id).is_none() {
-        return Err(ApiError::NotFound(format!("no connected client {id:?}")));
+    let caller = require_admin(&state, &headers, remote).await?;
+    let discard = Query::parse(raw.as_deref()).bool("discard_session", false)?;
+    let broker = &state.web.broker;
+    let before = broker.client(&id).ok_or_else(|| unknown(&id))?;
+    if !broker.disconnect_client(&id, discard) {
+        // Gone since the look-up, or an offline session kept as asked.
+        return Err(match broker.client(&id) {
+            None => unknown(&id),
+            Some(_) => ApiError::Conflict(format!(
+                "client {id:?} is not connected and its session is kept; \
+                 discard_session=true ends the session"
+            )),
+        });
     }
-    Err::<Json<()>, _>(ApiError::NotImplemented(
-        "disconnecting a client is not available yet: the broker core has no call to do it".into(),
-    ))
+    tracing::info!(
+        client_id = %id,
+        admin = caller.identity.username.as_deref().unwrap_or(""),
+        discard_session = discard,
+        "client disconnected through the management API"
+    );
+    Ok(Json(json!({
+        "ok": true,
+        "client_id": id,
+        "was_connected": before.connected_since.is_some(),
+        "session_discarded": discard,
+    })))
 }
 
-/// `GET /api/v1/subscriptions`
+/// `GET /api/v1/subscriptions`: every subscription of every session.
 pub async fn subscriptions(
     State(state): State<HttpState>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<impl IntoResponse, ApiError> {
     require_admin(&state, &headers, remote).await?;
-    let mut subs = Vec::new();
-    for c in state.web.registry.clients() {
-        for (filter, qos) in &c.subscriptions {
-            subs.push(json!({"client_id": c.id, "filter": filter, "qos": qos}));
-        }
-    }
+    let subs: Vec<SubscriptionJson> = state
+        .web
+        .broker
+        .subscriptions()
+        .iter()
+        .map(SubscriptionJson::from)
+        .collect();
     Ok(Json(json!({ "count": subs.len(), "subscriptions": subs })))
 }
 
@@ -123,6 +144,21 @@ pub async fn stats(
     require_admin(&state, &headers, remote).await?;
     let s = state.web.broker.stats();
     let w = &state.web;
+    let by_qos = |v: &[u64; 3]| -> Map<String, Value> {
+        v.iter()
+            .enumerate()
+            .map(|(i, n)| (qos_label(i).to_owned(), json!(n)))
+            .collect()
+    };
+    let dropped: Map<String, Value> = DROP_REASONS
+        .iter()
+        .map(|r| {
+            (
+                drop_reason_name(*r).to_owned(),
+                json!(s.dropped_by_reason.get(*r)),
+            )
+        })
+        .collect();
     Ok(Json(json!({
         "uptime_secs": s.uptime.as_secs(),
         "clients_connected": s.clients_connected,
@@ -138,6 +174,9 @@ pub async fn stats(
         "publish_received": s.publish_received,
         "publish_sent": s.publish_sent,
         "publish_dropped": s.publish_dropped,
+        "published_by_qos": by_qos(&s.published_by_qos),
+        "published_bytes_by_qos": by_qos(&s.published_bytes_by_qos),
+        "dropped_by_reason": dropped,
         "subscriptions": s.subscriptions,
         "retained": s.retained,
         "messages_stored": s.messages_stored,

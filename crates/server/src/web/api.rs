@@ -1,9 +1,11 @@
 //! `POST /api/v1/publish` and `GET /api/v1/retained`, and what every
 //! handler needs first: the caller's identity and address.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::Instant;
 
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, RawQuery, State};
@@ -11,8 +13,8 @@ use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::Json;
 use bytes::Bytes;
-use midge_broker::ClientRef;
-use midge_proto::{encoded_len, Packet, Protocol, QoS, ReasonCode};
+use midge_broker::{ClientRef, Message};
+use midge_proto::{encoded_len, ByteString, Packet, Protocol, QoS, ReasonCode};
 use serde_json::json;
 
 use super::auth::{self, Identity};
@@ -169,19 +171,17 @@ pub fn check_publish_acl(
     client: &InternalClient,
     topic: &str,
 ) -> Result<(), ApiError> {
-    if let Some(hooks) = &state.web.hooks {
-        let who = ClientRef {
-            client_id: client.client_id(),
-            username: client.username(),
-        };
-        if !hooks.authorize_publish(&who, topic) {
-            state
-                .web
-                .counters
-                .http_publish_denied
-                .fetch_add(1, Ordering::Relaxed);
-            return Err(denied(topic));
-        }
+    let who = ClientRef {
+        client_id: client.client_id(),
+        username: client.username(),
+    };
+    if !state.web.hooks.authorize_publish(&who, topic) {
+        state
+            .web
+            .counters
+            .http_publish_denied
+            .fetch_add(1, Ordering::Relaxed);
+        return Err(denied(topic));
     }
     Ok(())
 }
@@ -206,65 +206,54 @@ pub async fn retained(
     })))
 }
 
-/// Subscribes a fresh session to `filters` and collects the retained
-/// messages the broker sends. The broker queues them all at SUBSCRIBE
-/// and writes queued messages before answering a PINGREQ that arrives
-/// after its previous PINGRESP was written; two ping round trips in a row
-/// with no message in between therefore mean the queue is empty (one
-/// quiet round is not enough: acknowledgements and a PINGREQ read
-/// together are answered before the window they open is filled).
+/// The retained messages matching `filters` that `caller` may read, from
+/// the broker's retained store, sorted by topic, each once (filters may
+/// overlap), at most `limit`; and whether more were left out. The caller's
+/// credentials are checked by a pooled session (as for a publish), and its
+/// identity goes through the same hooks the broker applies to a SUBSCRIBE
+/// (the filter) and to each delivery (the topic).
 async fn list_retained(
     state: &HttpState,
     caller: &Caller,
     filters: &[String],
     limit: usize,
 ) -> Result<(Vec<MessageJson>, bool), ApiError> {
-    let login = caller.login(state, "ret", 1024);
-    let (client, mut inbox) = InternalClient::connect(&state.web.broker, login)
-        .await
-        .map_err(session_error)?;
-    let reasons = client
-        .subscribe(filters, state.web.max_qos(), true)
-        .await
-        .map_err(session_error)?;
-    refused_filter(filters, &reasons)?;
-    let mut out = Vec::new();
-    let mut quiet = 0;
-    let collect = async {
-        while quiet < 2 && out.len() < limit {
-            let before = out.len();
-            let ping = client.ping();
-            tokio::pin!(ping);
-            loop {
-                tokio::select! {
-                    biased;
-                    m = inbox.next() => match m {
-                        Some(m) if m.retain => out.push(MessageJson::from(&m)),
-                        Some(_) => {}
-                        None => return Err(session_error(SessionError::Closed)),
-                    },
-                    r = &mut ping => {
-                        r.map_err(session_error)?;
-                        break;
-                    }
-                }
-            }
-            // Whatever the actor read before PINGRESP is in the inbox now.
-            while let Some(m) = inbox.try_next() {
-                if m.retain {
-                    out.push(MessageJson::from(&m));
-                }
-            }
-            quiet = if out.len() == before { quiet + 1 } else { 0 };
-        }
-        Ok(())
+    let web = &state.web;
+    let client = web
+        .pool
+        .get(&caller.identity, caller.remote, &state.listener)
+        .await?;
+    let who = ClientRef {
+        client_id: client.client_id(),
+        username: client.username(),
     };
-    tokio::time::timeout(Duration::from_secs(30), collect)
-        .await
-        .map_err(|_| ApiError::Unavailable("listing retained messages timed out".into()))??;
-    let truncated = out.len() >= limit;
-    out.truncate(limit);
-    out.sort_by(|a, b| a.topic.cmp(&b.topic));
+    if let Some(f) = filters
+        .iter()
+        .find(|f| !web.hooks.authorize_subscribe(&who, f))
+    {
+        return Err(ApiError::Forbidden(format!(
+            "not authorized to subscribe to {f:?}"
+        )));
+    }
+    let mut found: BTreeMap<ByteString, Arc<Message>> = BTreeMap::new();
+    for f in filters {
+        for m in web.broker.retained(f) {
+            found.entry(m.topic.clone()).or_insert(m);
+        }
+    }
+    let now = Instant::now();
+    let mut out = Vec::new();
+    let mut truncated = false;
+    for m in found.values() {
+        if !web.hooks.authorize_deliver(&who, &m.topic) {
+            continue;
+        }
+        if out.len() == limit {
+            truncated = true;
+            break;
+        }
+        out.push(MessageJson::retained(m, now));
+    }
     Ok((out, truncated))
 }
 

@@ -24,8 +24,10 @@ pub enum ApiError {
     TooLarge(String),
     #[error("{0}")]
     TooManyRequests(String),
+    /// The resource is not in a state that allows the request (a kept
+    /// offline session asked to disconnect without discarding it).
     #[error("{0}")]
-    NotImplemented(String),
+    Conflict(String),
     #[error("{0}")]
     Unavailable(String),
 }
@@ -40,7 +42,7 @@ impl ApiError {
             ApiError::Gone(_) => StatusCode::GONE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -55,7 +57,7 @@ impl ApiError {
             ApiError::Gone(_) => "gone",
             ApiError::TooLarge(_) => "too_large",
             ApiError::TooManyRequests(_) => "too_many_requests",
-            ApiError::NotImplemented(_) => "not_implemented",
+            ApiError::Conflict(_) => "conflict",
             ApiError::Unavailable(_) => "unavailable",
         }
     }

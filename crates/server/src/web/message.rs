@@ -5,9 +5,12 @@
 //! Payloads that are UTF-8 travel as `payload` (text); others as
 //! `payload_base64`. Correlation data is always base64.
 
+use std::time::Instant;
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::Bytes;
+use midge_broker::Message;
 use midge_proto::{topic, Properties, Publish, QoS};
 use serde::{Deserialize, Serialize};
 
@@ -213,24 +216,30 @@ pub struct PropertiesJson {
     pub user_properties: Vec<(String, String)>,
 }
 
-impl From<&Incoming> for MessageJson {
-    fn from(m: &Incoming) -> Self {
-        let (payload, payload_base64) = match std::str::from_utf8(&m.payload) {
+impl MessageJson {
+    fn new(
+        topic: &str,
+        payload: &[u8],
+        qos: QoS,
+        retain: bool,
+        p: &Properties,
+        expiry: Option<u32>,
+    ) -> Self {
+        let (payload, payload_base64) = match std::str::from_utf8(payload) {
             Ok(t) => (Some(t.to_owned()), None),
-            Err(_) => (None, Some(STANDARD.encode(&m.payload))),
+            Err(_) => (None, Some(STANDARD.encode(payload))),
         };
-        let p = &m.properties;
         MessageJson {
-            topic: m.topic.clone(),
+            topic: topic.to_owned(),
             payload,
             payload_base64,
-            qos: m.qos as u8,
-            retain: m.retain,
+            qos: qos as u8,
+            retain,
             properties: PropertiesJson {
                 content_type: p.content_type.as_ref().map(|s| s.to_string()),
                 response_topic: p.response_topic.as_ref().map(|s| s.to_string()),
                 correlation_data: p.correlation_data.as_ref().map(|b| STANDARD.encode(b)),
-                message_expiry_interval: p.message_expiry_interval,
+                message_expiry_interval: expiry,
                 payload_format_indicator: p.payload_format_indicator,
                 user_properties: p
                     .user_properties
@@ -239,6 +248,31 @@ impl From<&Incoming> for MessageJson {
                     .collect(),
             },
         }
+    }
+
+    /// A retained message read from the broker's store at `now`: its QoS
+    /// as stored, and (as a subscriber would get it) the Message Expiry
+    /// Interval that is left.
+    pub fn retained(m: &Message, now: Instant) -> Self {
+        let expiry = m.properties.message_expiry_interval.map(|secs| {
+            let waited = now.saturating_duration_since(m.received_at).as_secs();
+            secs.saturating_sub(u32::try_from(waited).unwrap_or(u32::MAX))
+        });
+        MessageJson::new(&m.topic, &m.payload, m.qos, true, &m.properties, expiry)
+    }
+}
+
+impl From<&Incoming> for MessageJson {
+    fn from(m: &Incoming) -> Self {
+        let p = &m.properties;
+        MessageJson::new(
+            &m.topic,
+            &m.payload,
+            m.qos,
+            m.retain,
+            p,
+            p.message_expiry_interval,
+        )
     }
 }
 
@@ -337,5 +371,17 @@ mod tests {
             MessageJson::from(&bin).payload_base64.as_deref(),
             Some("/w==")
         );
+    }
+
+    #[test]
+    fn retained_messages_show_the_expiry_left() {
+        let mut m = Message::new("a/b", Bytes::from_static(&[0xff]), QoS::AtLeastOnce, true);
+        m.properties.message_expiry_interval = Some(60);
+        let later = m.received_at + std::time::Duration::from_secs(25);
+        let j = MessageJson::retained(&m, later);
+        assert_eq!(j.properties.message_expiry_interval, Some(35));
+        assert_eq!((j.qos, j.retain), (1, true));
+        assert_eq!(j.payload_base64.as_deref(), Some("/w=="));
+        assert_eq!(j.payload, None);
     }
 }

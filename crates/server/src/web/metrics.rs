@@ -1,8 +1,10 @@
 //! `GET /metrics`: Prometheus text format (version 0.0.4). Broker counters
-//! come from `Broker::stats()`, the same numbers `$SYS` publishes; per-QoS,
-//! per-reason and per-listener series come from the event registry; the
-//! web doors add their own.
+//! (per QoS and per drop reason included) come from `Broker::stats()`, the
+//! same numbers `$SYS` publishes; clients per listener from a
+//! `Broker::clients()` snapshot; the web doors add their own. Nothing here
+//! listens to broker events, so the message path pays nothing for it.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -13,7 +15,7 @@ use axum::response::IntoResponse;
 
 use super::admin::require_admin;
 use super::error::ApiError;
-use super::registry::qos_label;
+use super::views::{drop_reason_name, qos_label, DROP_REASONS};
 use super::Web;
 use crate::http::HttpState;
 
@@ -66,7 +68,6 @@ impl Out {
 /// The whole exposition.
 pub fn render(web: &Web) -> String {
     let s = web.broker.stats();
-    let e = web.registry.counters();
     let mut o = Out(String::with_capacity(8 * 1024));
     o.one(
         "midge_uptime_seconds",
@@ -194,37 +195,26 @@ pub fn render(web: &Web) -> String {
         "counter",
         "Messages not delivered, by reason.",
     );
-    let d = &s.dropped_by_reason;
-    for (reason, n) in [
-        ("queue_full", d.queue_full),
-        ("offline", d.offline),
-        ("too_large", d.too_large),
-        ("expired", d.expired),
-        ("not_authorized", d.not_authorized),
-    ] {
-        o.labelled("midge_dropped_messages_total", &[("reason", reason)], n);
-    }
-    o.family(
-        "midge_listener_connections_total",
-        "counter",
-        "Clients accepted per listener (from broker events).",
-    );
-    for (l, n) in &e.connected_by_listener {
-        o.labelled("midge_listener_connections_total", &[("listener", l)], n);
+    for r in DROP_REASONS {
+        o.labelled(
+            "midge_dropped_messages_total",
+            &[("reason", drop_reason_name(r))],
+            s.dropped_by_reason.get(r),
+        );
     }
     o.family(
         "midge_listener_clients_connected",
         "gauge",
-        "Clients connected per listener now (from broker events).",
+        "Clients connected per listener now.",
     );
-    for (l, n) in web.registry.connected_by_listener() {
+    for (l, n) in connected_by_listener(web) {
         o.labelled("midge_listener_clients_connected", &[("listener", &l)], n);
     }
     o.one(
         "midge_web_events_lagged_total",
         "counter",
-        "Broker events the web registry missed by lagging.",
-        e.lagged,
+        "Broker events the webhooks missed by lagging.",
+        web.counters.events_lagged.load(Ordering::Relaxed),
     );
 
     let c = &web.counters;
@@ -338,6 +328,19 @@ pub fn render(web: &Web) -> String {
         );
     }
     o.0
+}
+
+/// Connected clients per listener, from a snapshot of the sessions (one
+/// short lock per session: a scrape costs the broker about as much as a
+/// `GET /api/v1/clients`).
+fn connected_by_listener(web: &Web) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for c in web.broker.clients() {
+        if let (Some(_), Some(l)) = (c.connected_since, &c.listener) {
+            *m.entry(l.to_string()).or_default() += 1;
+        }
+    }
+    m
 }
 
 #[cfg(test)]

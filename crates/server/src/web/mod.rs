@@ -19,10 +19,10 @@ pub mod openapi;
 pub mod poll;
 pub mod pool;
 pub mod query;
-pub mod registry;
 pub mod session;
 pub mod socketio;
 pub mod sse;
+pub mod views;
 pub mod webhook;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize};
@@ -44,7 +44,6 @@ use crate::http::HttpState;
 use feed::FeedHub;
 use message::PublishLimits;
 use pool::Pool;
-use registry::Registry;
 use webhook::Webhook;
 
 /// Client ids of internal sessions start with this (ACL `%c` patterns can
@@ -74,6 +73,8 @@ pub struct WebCounters {
     pub socketio_connections: AtomicUsize,
     pub socketio_connections_total: AtomicU64,
     pub socketio_emit_dropped: AtomicU64,
+    /// Broker events the webhooks' event task missed by lagging.
+    pub events_lagged: AtomicU64,
 }
 
 /// Shared state of the web doors: one per server, shared by every HTTP
@@ -82,13 +83,12 @@ pub struct WebInner {
     pub broker: Broker,
     pub config: HttpConfig,
     pub limits: PublishLimits,
-    /// The broker's auth hooks, to check a QoS 0 publish before sending it
-    /// (the broker drops a refused QoS 0 PUBLISH silently). `None` when the
-    /// broker runs open (or was built by the caller).
-    pub hooks: Option<Arc<dyn Hooks>>,
+    /// The broker's auth hooks: a QoS 0 publish is checked before it is
+    /// sent (the broker drops a refused QoS 0 PUBLISH silently), and the
+    /// retained listing applies them to each topic.
+    pub hooks: Arc<dyn Hooks>,
     pub pool: Pool,
     pub feeds: FeedHub,
-    pub registry: Registry,
     pub webhooks: Vec<Webhook>,
     pub counters: WebCounters,
     pub shutdown: CancellationToken,
@@ -116,9 +116,11 @@ impl std::ops::Deref for Web {
 }
 
 impl Web {
-    /// Builds the state and starts its background tasks (event registry,
-    /// webhooks, the reaper of idle feeds and sessions), which end with
-    /// `shutdown`. Call before clients connect, so the registry sees them.
+    /// Builds the state and starts its background tasks (webhooks and their
+    /// event feed, the reaper of idle feeds and sessions), which end with
+    /// `shutdown`. Call before clients connect, so webhooks see them.
+    /// `hooks`, if given, must be the broker's; `None` takes them from the
+    /// broker ([`Broker::hooks`]).
     pub fn start(
         broker: Broker,
         config: &crate::Config,
@@ -152,31 +154,28 @@ impl Web {
                 http.max_streams,
             ),
             pool: Pool::new(broker.clone()),
-            registry: Registry::new(),
             webhooks,
             counters: WebCounters::default(),
             limits,
-            hooks,
+            hooks: hooks.unwrap_or_else(|| broker.hooks().clone()),
             config: http,
             broker,
             shutdown: shutdown.clone(),
         }));
-        // Per-message events (one per message routed or dropped) cost the
-        // broker more than the routing itself at high rates: asked for only
-        // when a webhook forwards them. Message and drop counts for
-        // `/metrics` come from the broker's counters.
-        let message_events = web.config.webhooks.iter().any(|w| {
-            w.events.is_empty()
-                || w.events
-                    .iter()
-                    .any(|e| e == "message.published" || e == "message.dropped")
-        });
-        let events = if message_events {
-            web.broker.events()
-        } else {
-            web.broker.lifecycle_events()
-        };
-        tracker.spawn(run_events(web.clone(), events, shutdown.clone()));
+        // Only webhooks listen to broker events: the management API and
+        // `/metrics` read the broker's snapshots and counters. Without a
+        // webhook the broker has no receiver and builds no event at all;
+        // per-message events (one per message routed or dropped, which at
+        // high rates cost more than the routing) are asked for only when a
+        // webhook forwards them.
+        if !web.webhooks.is_empty() {
+            let events = if web.webhooks.iter().any(Webhook::wants_message_events) {
+                web.broker.events()
+            } else {
+                web.broker.lifecycle_events()
+            };
+            tracker.spawn(run_events(web.clone(), events, shutdown.clone()));
+        }
         tracker.spawn(run_reaper(web.clone(), shutdown));
         web
     }
@@ -187,7 +186,7 @@ impl Web {
     }
 }
 
-/// Feeds the registry and the webhooks from the broker's events.
+/// Feeds the webhooks from the broker's events.
 async fn run_events(
     web: Web,
     mut events: tokio::sync::broadcast::Receiver<midge_broker::Event>,
@@ -200,14 +199,15 @@ async fn run_events(
         };
         match e {
             Ok(e) => {
-                web.registry.apply(&e);
                 for h in &web.webhooks {
                     h.offer(&e);
                 }
             }
             Err(RecvError::Lagged(n)) => {
-                tracing::warn!(lost = n, "web registry lagged behind broker events");
-                web.registry.lagged(n);
+                tracing::warn!(lost = n, "webhooks lagged behind broker events");
+                web.counters
+                    .events_lagged
+                    .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
             }
             Err(RecvError::Closed) => return,
         }

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::config::WebhookConfig;
-use super::registry::{drop_reason_name, protocol_name};
+use super::views::{drop_reason_name, protocol_name};
 
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
@@ -141,6 +141,15 @@ impl Webhook {
         Webhook { config, tx, stats }
     }
 
+    /// Whether this webhook forwards per-message events (`message.published`,
+    /// `message.dropped`), which the broker sends only when asked.
+    pub fn wants_message_events(&self) -> bool {
+        let e = &self.config.events;
+        e.is_empty()
+            || e.iter()
+                .any(|n| n == "message.published" || n == "message.dropped")
+    }
+
     /// Whether this webhook wants `e`.
     pub fn wants(&self, e: &Event) -> bool {
         let name = event_name(e);
@@ -243,6 +252,7 @@ mod tests {
         };
         let shutdown = CancellationToken::new();
         let h = Webhook::start(cfg, reqwest::Client::new(), shutdown.clone());
+        assert!(h.wants_message_events());
         assert!(h.wants(&published("a/b")));
         assert!(!h.wants(&published("b")));
         assert!(!h.wants(&Event::Unsubscribed {
@@ -252,6 +262,26 @@ mod tests {
         let j = event_json(&published("a/b"));
         assert_eq!(j["event"], "message.published");
         assert_eq!(j["payload"], "hi");
+        shutdown.cancel();
+    }
+
+    #[tokio::test]
+    async fn only_message_webhooks_ask_for_message_events() {
+        let shutdown = CancellationToken::new();
+        let hook = |events: &[&str]| {
+            let cfg = WebhookConfig {
+                url: "http://127.0.0.1:9/".into(),
+                events: events.iter().map(|e| e.to_string()).collect(),
+                filters: Vec::new(),
+                queue: 1,
+                max_attempts: 1,
+                timeout_ms: 100,
+            };
+            Webhook::start(cfg, reqwest::Client::new(), shutdown.clone())
+        };
+        assert!(!hook(&["client.connected", "client.subscribed"]).wants_message_events());
+        assert!(hook(&["client.connected", "message.dropped"]).wants_message_events());
+        assert!(hook(&[]).wants_message_events(), "empty: every event");
         shutdown.cancel();
     }
 }

@@ -1,0 +1,350 @@
+//! The management API over the broker's own calls: kicking a client (MQTT
+//! 5.0 DISCONNECT 0x98, will published, list updated), discarding an
+//! offline session, queue depth of an offline session, and no per-message
+//! broker events unless a webhook forwards them.
+
+mod common;
+mod web_common;
+
+use std::time::Duration;
+
+use midge_broker::Event;
+use midge_proto::{Bytes, Disconnect, Packet, Protocol, QoS, ReasonCode, Will};
+use midge_server::web::config::WebhookConfig;
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio::sync::broadcast::error::RecvError;
+use web_common::*;
+
+/// A 5.0 client with a persistent session (`expiry` seconds, clean start
+/// off) and optionally a will.
+async fn persistent(
+    m: &Midge,
+    id: &str,
+    expiry: u32,
+    will: Option<&str>,
+) -> (common::Raw<TcpStream>, bool) {
+    let stream = TcpStream::connect(m.mqtt).await.expect("connect");
+    let mut raw = common::Raw::new(stream, Protocol::V5);
+    let Packet::Connect(mut c) = common::connect_packet(id, Protocol::V5) else {
+        unreachable!()
+    };
+    c.clean_start = false;
+    c.properties.session_expiry_interval = Some(expiry);
+    c.will = will.map(|topic| Will {
+        topic: topic.into(),
+        payload: Bytes::from_static(b"gone"),
+        qos: QoS::AtLeastOnce,
+        retain: false,
+        properties: Default::default(),
+    });
+    raw.send(&Packet::Connect(c)).await;
+    match raw.recv().await {
+        Some(Packet::ConnAck(a)) => {
+            assert_eq!(a.reason, ReasonCode::Success);
+            (raw, a.session_present)
+        }
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+}
+
+async fn subscribe(raw: &mut common::Raw<TcpStream>, filter: &str) {
+    raw.send(&common::subscribe_packet(1, filter, QoS::AtLeastOnce))
+        .await;
+    assert!(matches!(raw.recv().await, Some(Packet::SubAck(_))));
+}
+
+async fn get(m: &Midge, path: &str) -> (u16, Value) {
+    let r = client()
+        .get(m.url(path))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn delete(m: &Midge, path: &str, key: Option<&str>) -> (u16, Value) {
+    let mut req = client().delete(m.url(path));
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    let r = req.send().await.expect("request");
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Waits (bounded) until `GET path` answers `status`: a connection's task
+/// ends (and releases its session) just after its socket is closed.
+async fn until_status(m: &Midge, path: &str, status: u16) -> Value {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let (s, v) = get(m, path).await;
+        if s == status {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "GET {path}: still {s} {v}, expected {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Reads until DISCONNECT, then until the broker closes the socket.
+async fn expect_kicked(raw: &mut common::Raw<TcpStream>) {
+    match raw.recv().await {
+        Some(Packet::Disconnect(d)) => {
+            assert_eq!(d.reason, ReasonCode::AdministrativeAction, "0x98");
+        }
+        other => panic!("expected DISCONNECT 0x98, got {other:?}"),
+    }
+    assert!(
+        raw.recv().await.is_none(),
+        "the broker closes the connection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kicking_a_client_sends_0x98_publishes_its_will_and_updates_the_list() {
+    let m = start().await;
+    let mut watcher = m.mqtt_client("watcher", None).await;
+    subscribe(&mut watcher, "will/#").await;
+    let (mut victim, _) = persistent(&m, "victim", 0, Some("will/victim")).await;
+    let (status, v) = get(&m, "/api/v1/clients/victim").await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["online"], true);
+
+    // Only admins, and a bad parameter is a 400.
+    let (status, _) = delete(&m, "/api/v1/clients/victim", None).await;
+    assert_eq!(status, 401);
+    let (status, _) = delete(&m, "/api/v1/clients/victim", Some(USER_KEY)).await;
+    assert_eq!(status, 403);
+    let (status, v) = delete(
+        &m,
+        "/api/v1/clients/victim?discard_session=perhaps",
+        Some(ADMIN_KEY),
+    )
+    .await;
+    assert_eq!((status, v["code"].as_str()), (400, Some("bad_request")));
+    let (status, v) = delete(&m, "/api/v1/clients/nobody", Some(ADMIN_KEY)).await;
+    assert_eq!((status, v["code"].as_str()), (404, Some("not_found")));
+
+    let (status, v) = delete(&m, "/api/v1/clients/victim", Some(ADMIN_KEY)).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["was_connected"], true);
+    assert_eq!(v["session_discarded"], false);
+    expect_kicked(&mut victim).await;
+    match watcher.recv().await {
+        Some(Packet::Publish(p)) => {
+            assert_eq!(&*p.topic, "will/victim");
+            assert_eq!(&p.payload[..], b"gone");
+        }
+        other => panic!("expected the will, got {other:?}"),
+    }
+    // Session expiry 0: the session ends with the connection.
+    until_status(&m, "/api/v1/clients/victim", 404).await;
+    let (_, list) = get(&m, "/api/v1/clients").await;
+    let ids: Vec<&str> = list["clients"]
+        .as_array()
+        .expect("clients")
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&"watcher") && !ids.contains(&"victim"),
+        "{ids:?}"
+    );
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kicked_persistent_session_stays_offline_until_discarded() {
+    let m = start().await;
+    let (mut sticky, _) = persistent(&m, "sticky", 300, None).await;
+    subscribe(&mut sticky, "st/#").await;
+    let (status, _) = delete(&m, "/api/v1/clients/sticky", Some(ADMIN_KEY)).await;
+    assert_eq!(status, 200);
+    expect_kicked(&mut sticky).await;
+    // Kept: listed offline with its subscription.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let c = loop {
+        let (_, c) = get(&m, "/api/v1/clients/sticky").await;
+        if c["online"] == false {
+            break c;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still online: {c}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(c["connected_since"], Value::Null);
+    assert_eq!(c["subscriptions"]["st/#"], 1);
+    assert_eq!(c["session_expiry_interval"], 300);
+
+    // Connected again, kicked with discard_session: gone at once.
+    let (mut sticky, present) = persistent(&m, "sticky", 300, None).await;
+    assert!(present, "the session was kept");
+    let (status, v) = delete(
+        &m,
+        "/api/v1/clients/sticky?discard_session=true",
+        Some(ADMIN_KEY),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (
+            v["was_connected"].as_bool(),
+            v["session_discarded"].as_bool()
+        ),
+        (Some(true), Some(true))
+    );
+    expect_kicked(&mut sticky).await;
+    let (status, _) = get(&m, "/api/v1/clients/sticky").await;
+    assert_eq!(status, 404);
+    let (_, present) = persistent(&m, "sticky", 300, None).await;
+    assert!(!present, "the session was discarded");
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_session_shows_its_queue_and_discard_session_removes_it() {
+    let m = start().await;
+    let (mut keeper, _) = persistent(&m, "keeper", 300, None).await;
+    subscribe(&mut keeper, "q/#").await;
+    keeper
+        .send(&Packet::Disconnect(Disconnect::new(ReasonCode::Success)))
+        .await;
+    assert!(keeper.recv().await.is_none());
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while get(&m, "/api/v1/clients/keeper").await.1["online"] != false {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "keeper still online"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut publisher = m.mqtt_client("feeder", None).await;
+    publish_qos1(&mut publisher, "q/x", (0..5).map(|i| format!("m{i}"))).await;
+
+    // PUBACK follows routing: the five are queued for the offline session.
+    let (_, c) = get(&m, "/api/v1/clients/keeper").await;
+    assert_eq!(c["queued"], 5, "{c}");
+    assert_eq!(c["inflight"], 0);
+    assert_eq!(c["drops"], 0);
+    let (_, list) = get(&m, "/api/v1/clients").await;
+    let listed = list["clients"]
+        .as_array()
+        .expect("clients")
+        .iter()
+        .find(|c| c["id"] == "keeper")
+        .cloned()
+        .expect("offline sessions are listed");
+    assert_eq!(
+        (listed["online"].as_bool(), listed["queued"].as_u64()),
+        (Some(false), Some(5))
+    );
+    let (_, subs) = get(&m, "/api/v1/subscriptions").await;
+    assert!(subs["subscriptions"]
+        .as_array()
+        .expect("subscriptions")
+        .iter()
+        .any(|s| s["client_id"] == "keeper" && s["filter"] == "q/#"));
+
+    // Offline and kept: disconnecting needs discard_session.
+    let (status, v) = delete(&m, "/api/v1/clients/keeper", Some(ADMIN_KEY)).await;
+    assert_eq!((status, v["code"].as_str()), (409, Some("conflict")), "{v}");
+    let (status, v) = delete(
+        &m,
+        "/api/v1/clients/keeper?discard_session=true",
+        Some(ADMIN_KEY),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (
+            v["was_connected"].as_bool(),
+            v["session_discarded"].as_bool()
+        ),
+        (Some(false), Some(true))
+    );
+    let (status, _) = get(&m, "/api/v1/clients/keeper").await;
+    assert_eq!(status, 404);
+    let (_, subs) = get(&m, "/api/v1/subscriptions").await;
+    assert!(!subs["subscriptions"]
+        .as_array()
+        .expect("subscriptions")
+        .iter()
+        .any(|s| s["client_id"] == "keeper"));
+    let (_, stats) = get(&m, "/api/v1/stats").await;
+    assert_eq!(
+        stats["messages_stored"], 0,
+        "the queue went with the session"
+    );
+    let (mut keeper, present) = persistent(&m, "keeper", 300, None).await;
+    assert!(!present);
+    // Nothing of the old queue is delivered: the next packet is our PINGRESP.
+    keeper.send(&Packet::PingReq).await;
+    assert!(matches!(keeper.recv().await, Some(Packet::PingResp)));
+    m.stop().await;
+}
+
+/// Publishes one routed message, then connects a client named `marker`,
+/// and returns whether a `MessagePublished` event arrived on a lifecycle
+/// receiver before the marker's `ClientConnected`. Per-message events, once
+/// someone asked for them, go to every receiver.
+async fn message_events_seen(m: &Midge, tag: &str) -> bool {
+    let mut events = m.server.broker().lifecycle_events();
+    let mut sub = m.mqtt_client(&format!("ev-sub-{tag}"), None).await;
+    subscribe(&mut sub, "ev/#").await;
+    let mut publisher = m.mqtt_client(&format!("ev-pub-{tag}"), None).await;
+    publish_qos1(&mut publisher, "ev/a", std::iter::once("x".to_owned())).await;
+    assert!(matches!(sub.recv().await, Some(Packet::Publish(_))));
+    let marker = format!("marker-{tag}");
+    let _marker = m.mqtt_client(&marker, None).await;
+    let mut seen = false;
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Ok(Event::MessagePublished { .. }) => seen = true,
+                Ok(Event::ClientConnected { client_id, .. }) if *client_id == *marker => return,
+                Ok(_) | Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => panic!("event channel closed"),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, wait)
+        .await
+        .expect("the marker's connect event");
+    seen
+}
+
+fn hook(events: &[&str]) -> WebhookConfig {
+    WebhookConfig {
+        // Nothing listens there: deliveries fail, which does not matter.
+        url: "http://127.0.0.1:9/hook".into(),
+        events: events.iter().map(|e| e.to_string()).collect(),
+        filters: Vec::new(),
+        queue: 10,
+        max_attempts: 1,
+        timeout_ms: 100,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_message_events_only_when_a_webhook_forwards_them() {
+    let m = start().await;
+    assert!(!message_events_seen(&m, "plain").await, "no webhook: none");
+    m.stop().await;
+    let m = start_with(|c, _| c.http.webhooks = vec![hook(&["client.connected"])]).await;
+    assert!(
+        !message_events_seen(&m, "lifecycle").await,
+        "a lifecycle webhook: none"
+    );
+    m.stop().await;
+    let m = start_with(|c, _| c.http.webhooks = vec![hook(&["message.published"])]).await;
+    assert!(
+        message_events_seen(&m, "messages").await,
+        "a message webhook: sent"
+    );
+    m.stop().await;
+}
