@@ -163,6 +163,32 @@ pub(crate) async fn connect(
     } else {
         (cfg.max_session_expiry, false)
     };
+    let mut properties = Properties::default();
+    if v5 {
+        properties.receive_maximum = Some(cfg.receive_maximum.max(1));
+        properties.maximum_packet_size = Some(cfg.max_packet_size);
+        properties.topic_alias_maximum = Some(cfg.max_topic_alias);
+        properties.retain_available = Some(u8::from(cfg.retain_available));
+        if cfg.maximum_qos < QoS::ExactlyOnce {
+            properties.maximum_qos = Some(cfg.maximum_qos as u8);
+        }
+        properties.wildcard_subscription_available = Some(1);
+        properties.subscription_identifier_available = Some(1);
+        properties.shared_subscription_available = Some(1);
+        properties.server_keep_alive = server_keep_alive;
+        properties.assigned_client_identifier = assigned.as_deref().map(ByteString::from);
+        if expiry_capped {
+            properties.session_expiry_interval = Some(expiry);
+        }
+    }
+    // Even the CONNACK stays within the client's Maximum Packet Size
+    // [MQTT-3.1.2-24]; decided before the session is attached, so that a
+    // refusal leaves nothing behind.
+    if let Some(max) = c.properties.maximum_packet_size.filter(|_| v5) {
+        if !fit_connack(&mut properties, max) {
+            return Err(refusal(ReasonCode::PacketTooLarge));
+        }
+    }
     // A 5.0 client without an id asked for nothing to resume.
     let clean_start = c.clean_start || assigned.is_some();
     let opened = broker.inner.open_session(Attach {
@@ -182,24 +208,6 @@ pub(crate) async fn connect(
             connected_at: std::time::SystemTime::now(),
         },
     });
-    let mut properties = Properties::default();
-    if v5 {
-        properties.receive_maximum = Some(cfg.receive_maximum.max(1));
-        properties.maximum_packet_size = Some(cfg.max_packet_size);
-        properties.topic_alias_maximum = Some(cfg.max_topic_alias);
-        properties.retain_available = Some(u8::from(cfg.retain_available));
-        if cfg.maximum_qos < QoS::ExactlyOnce {
-            properties.maximum_qos = Some(cfg.maximum_qos as u8);
-        }
-        properties.wildcard_subscription_available = Some(1);
-        properties.subscription_identifier_available = Some(1);
-        properties.shared_subscription_available = Some(1);
-        properties.server_keep_alive = server_keep_alive;
-        properties.assigned_client_identifier = assigned.as_deref().map(ByteString::from);
-        if expiry_capped {
-            properties.session_expiry_interval = Some(expiry);
-        }
-    }
     let connack = ConnAck {
         session_present: opened.present,
         reason: ReasonCode::Success,
@@ -227,4 +235,86 @@ pub(crate) async fn connect(
         now,
     );
     Ok((client, connack))
+}
+
+/// Leaves out CONNACK properties until the packet fits in `max` bytes:
+/// first those whose absence means the same (the `... Available = 1` flags),
+/// then the Topic Alias Maximum (the client then sends no aliases). False
+/// when the rest (limits the client must know, an assigned identifier)
+/// still does not fit.
+fn fit_connack(p: &mut Properties, max: u32) -> bool {
+    let fits = |p: &Properties| {
+        let ack = ConnAck {
+            session_present: false,
+            reason: ReasonCode::Success,
+            properties: p.clone(),
+        };
+        midge_proto::encoded_len(&midge_proto::Packet::ConnAck(ack), Protocol::V5) <= max as usize
+    };
+    if fits(p) {
+        return true;
+    }
+    p.shared_subscription_available = None;
+    p.subscription_identifier_available = None;
+    p.wildcard_subscription_available = None;
+    if p.retain_available == Some(1) {
+        p.retain_available = None;
+    }
+    if fits(p) {
+        return true;
+    }
+    p.topic_alias_maximum = None;
+    fits(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn full() -> Properties {
+        Properties {
+            receive_maximum: Some(100),
+            maximum_packet_size: Some(1 << 20),
+            topic_alias_maximum: Some(10),
+            retain_available: Some(1),
+            wildcard_subscription_available: Some(1),
+            subscription_identifier_available: Some(1),
+            shared_subscription_available: Some(1),
+            ..Properties::default()
+        }
+    }
+
+    fn len(p: &Properties) -> usize {
+        let ack = ConnAck {
+            session_present: false,
+            reason: ReasonCode::Success,
+            properties: p.clone(),
+        };
+        midge_proto::encoded_len(&midge_proto::Packet::ConnAck(ack), Protocol::V5)
+    }
+
+    #[test]
+    fn connack_untouched_when_it_fits() {
+        let mut p = full();
+        assert!(fit_connack(&mut p, len(&full()) as u32));
+        assert_eq!(p, full());
+    }
+
+    #[test]
+    fn optional_properties_go_first_then_refusal() {
+        // [MQTT-3.1.2-24]: what is left always fits, or the answer is no.
+        let mut p = full();
+        assert!(fit_connack(&mut p, 16));
+        assert!(len(&p) <= 16);
+        assert_eq!(p.receive_maximum, Some(100));
+        assert_eq!(p.maximum_packet_size, Some(1 << 20));
+        assert_eq!(p.wildcard_subscription_available, None);
+        let mut p = full();
+        p.retain_available = Some(0);
+        assert!(fit_connack(&mut p, 20));
+        assert_eq!(p.retain_available, Some(0), "Retain Available 0 is kept");
+        let mut p = full();
+        p.assigned_client_identifier = Some(ByteString::from("midge-0123456789abcdef"));
+        assert!(!fit_connack(&mut p, 24));
+    }
 }

@@ -268,15 +268,20 @@ impl Outbound {
             .collect()
     }
 
-    /// Takes the QoS 1/2 messages that came through shared subscriptions and
-    /// were never acknowledged (in flight before PUBREC, or queued), so that
-    /// they can go to another member of their group when this session ends.
+    /// Takes the messages that came through shared subscriptions and can go
+    /// to another member of their group when this session ends: QoS 1 ones
+    /// in flight (never acknowledged) and QoS 1/2 ones still queued. A QoS 2
+    /// PUBLISH already sent stays: it must not reach another member
+    /// [MQTT-4.8.2-5], so it ends with this session.
     pub fn take_shared(&mut self) -> Vec<Delivery> {
         let mut out = Vec::new();
         let mut entries: Vec<(u16, u64)> = self
             .inflight
             .iter()
-            .filter(|(_, e)| matches!(&e.state, Inflight::Publish(d) if d.share.is_some()))
+            .filter(|(_, e)| {
+                matches!(&e.state, Inflight::Publish(d)
+                    if d.share.is_some() && d.qos == QoS::AtLeastOnce)
+            })
             .map(|(k, e)| (*k, e.seq))
             .collect();
         entries.sort_by_key(|(_, seq)| *seq);
@@ -431,5 +436,22 @@ mod tests {
         assert_eq!(taken.len(), 2);
         assert_eq!(o.inflight(), 0);
         assert_eq!(o.queued(), 1);
+    }
+
+    #[test]
+    fn shared_qos2_sent_is_not_taken() {
+        // [MQTT-4.8.2-5]: a QoS 2 PUBLISH on its way to one member never goes
+        // to another; a queued one (not sent yet) may.
+        let now = Instant::now();
+        let mut o = Outbound::new(10);
+        let mut s = d(QoS::ExactlyOnce);
+        s.share = Some(Arc::from("$share/g/t"));
+        o.push(s.clone());
+        o.push(s);
+        let _ = o.next(1, now);
+        let taken = o.take_shared();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(o.inflight(), 1);
+        assert_eq!(o.queued(), 0);
     }
 }
