@@ -35,6 +35,7 @@ pub(crate) async fn run(broker: Broker, shutdown: CancellationToken) {
         }
         if next_purge <= now {
             inner.retained.write().purge_expired(now);
+            inner.persist_purge();
             next_purge = now + PURGE_EVERY;
         }
         let mut wake = (now + MAX_SLEEP).min(next_purge);

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use midge_proto::ReasonCode;
+use midge_store::{Store, StoreError};
 use parking_lot::{Mutex, RwLock};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{broadcast, mpsc, Notify};
@@ -18,6 +19,7 @@ use crate::event::{DropReason, Event};
 use crate::hooks::{AllowAll, ConnectionInfo, Hooks};
 use crate::index::Index;
 use crate::message::Message;
+use crate::persist::{DurabilityStats, Persist};
 use crate::retained::Retained;
 use crate::session::Session;
 use crate::stats::{Counters, Stats};
@@ -76,14 +78,52 @@ pub(crate) struct Inner {
     /// Messages queued or in flight over all sessions, kept by the session
     /// state locks (`session/lock.rs`).
     pub stored: Arc<AtomicUsize>,
+    /// The durable store, if any (`persist/`).
+    pub persist: Option<Persist>,
 }
 
 impl Broker {
+    /// A broker that keeps everything in memory only.
     pub fn new(config: BrokerConfig) -> Broker {
         Broker::with_hooks(config, Arc::new(AllowAll))
     }
 
+    /// A broker that keeps everything in memory only, with hooks.
     pub fn with_hooks(config: BrokerConfig, hooks: Arc<dyn Hooks>) -> Broker {
+        Broker::build(config, hooks, None)
+    }
+
+    /// A durable broker: sessions, subscriptions, retained messages,
+    /// queues, in-flight state and wills go to `store`, and what `store`
+    /// holds is rebuilt now (see `docs/storage.md`). QoS 1/2 publishes that
+    /// reach a persistent session (or are retained) are acknowledged once
+    /// durable. Fails if the store cannot be read.
+    pub fn with_store(
+        config: BrokerConfig,
+        hooks: Arc<dyn Hooks>,
+        store: Arc<dyn Store>,
+    ) -> Result<Broker, StoreError> {
+        let recovered = store.load()?;
+        let report = recovered.report;
+        let broker = Broker::build(config, hooks, Some(Persist::new(store)));
+        let restored = broker.inner.restore(recovered);
+        tracing::info!(
+            sessions = restored.sessions,
+            queued = restored.queued,
+            inflight = restored.inflight,
+            retained = restored.retained,
+            wills_sent = restored.wills_sent,
+            dropped_over_queue_limit = restored.dropped,
+            sessions_expired = report.sessions_expired,
+            messages_expired = report.messages_expired,
+            bad_rows = report.bad_rows,
+            dangling_rows = report.dangling,
+            "recovered from the store"
+        );
+        Ok(broker)
+    }
+
+    fn build(config: BrokerConfig, hooks: Arc<dyn Hooks>, persist: Option<Persist>) -> Broker {
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
         let auth_permits = crate::auth::permits(config.max_concurrent_auth);
         Broker {
@@ -107,7 +147,23 @@ impl Broker {
                 message_events: AtomicBool::new(false),
                 auth_permits,
                 stored: Arc::default(),
+                persist,
             }),
+        }
+    }
+
+    /// The store's counters and what the broker refused because of it;
+    /// `None` without a store.
+    pub fn durability(&self) -> Option<DurabilityStats> {
+        self.inner.persist.as_ref().map(Persist::stats)
+    }
+
+    /// Makes every store write durable and releases the store (its data
+    /// directory), even while connection tasks still hold the broker. Call
+    /// after `shutdown`; the broker must not serve afterwards.
+    pub fn close_store(&self) {
+        if let Some(p) = &self.inner.persist {
+            p.store.shutdown();
         }
     }
 
@@ -233,6 +289,13 @@ impl Broker {
 impl Inner {
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Ids handed out from now on are above `id` (recovered sessions keep
+    /// theirs).
+    pub fn ids_above(&self, id: u64) {
+        self.next_id
+            .fetch_max(id.saturating_add(1), Ordering::Relaxed);
     }
 
     /// Sends an event if anybody listens (free otherwise).

@@ -82,6 +82,7 @@ fn will_state(
             properties,
             publisher: Some(client_id.clone()),
             received_at: Instant::now(),
+            stored: Default::default(),
         },
         delay: p.will_delay_interval.unwrap_or(0),
     }))

@@ -145,6 +145,7 @@ where
     }
     let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, write_and_close(&mut stream, &wbuf)).await;
     client.tally.flush(&inner.counters);
+    client.flush_store();
     inner.counters.client_disconnected();
     inner.connection_closed(&client.session, conn_id, exit.will, Instant::now());
     inner.emit(|| Event::ClientDisconnected {
@@ -238,6 +239,8 @@ enum Wake {
     Flushed(std::io::Result<()>),
     /// The session queued messages.
     Queued,
+    /// A store commit came in: acknowledgements waiting for it can go.
+    Stored,
     /// The keep-alive deadline as it was when the timer was set.
     Timer,
     /// A PUBLISH held by the rate limit may go now.
@@ -298,6 +301,8 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
         client.tally.flush(&client.broker.inner.counters);
+        // This turn's store writes (sent, acknowledged): one batch.
+        client.flush_store();
         // Nothing to write and no partial packet: hold no buffer while
         // waiting.
         buffers::release_if_empty(wbuf);
@@ -311,7 +316,8 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 resume_armed = Some(h.until);
             }
         }
-        let can_read = wbuf.len() < WRITE_HIGH && !throttled;
+        // Not while too many acknowledgements wait for the store.
+        let can_read = wbuf.len() < WRITE_HIGH && !throttled && client.may_read();
         let wake = poll_fn(|cx| {
             if let Poll::Ready(kick) = kicks.poll_recv(cx) {
                 return Poll::Ready(Wake::Kick(kick.unwrap_or(ReasonCode::ServerShuttingDown)));
@@ -332,6 +338,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             }
             if notified.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Wake::Queued);
+            }
+            if client.poll_deferred(cx).is_ready() {
+                return Poll::Ready(Wake::Stored);
             }
             // While throttled the client's packets wait unread in the
             // socket: keep alive does not run against it then.
@@ -372,6 +381,11 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
                 more = true;
                 if reads.fill(n) {
                     tokio::task::yield_now().await;
+                }
+            }
+            Wake::Stored => {
+                if let Err(exit) = client.flush_deferred(wbuf) {
+                    return exit;
                 }
             }
             Wake::Queued => {

@@ -1,12 +1,13 @@
 //! The application message routed through the broker: one allocation shared
 //! by every subscriber (`Arc<Message>`), payload shared as one `Bytes`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use bytestring::ByteString;
 use midge_proto::{Properties, QoS};
+use midge_store::StoredMessage;
 
 /// A message to route: what a PUBLISH carries, plus where it came from.
 #[derive(Debug, Clone)]
@@ -26,6 +27,10 @@ pub struct Message {
     /// When the broker received it: the Message Expiry Interval counts from
     /// here.
     pub received_at: Instant,
+    /// Its record in the durable store, made the first time a persistent
+    /// session needs it (or it is retained) and shared by every write that
+    /// references it: the body is stored once. Empty without a store.
+    pub(crate) stored: OnceLock<Arc<StoredMessage>>,
 }
 
 impl Message {
@@ -43,6 +48,7 @@ impl Message {
             properties: Properties::default(),
             publisher: None,
             received_at: Instant::now(),
+            stored: OnceLock::new(),
         }
     }
 
@@ -76,6 +82,7 @@ impl Message {
             },
             publisher: self.publisher.clone(),
             received_at: self.received_at,
+            stored: OnceLock::new(),
         }
     }
 

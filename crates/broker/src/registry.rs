@@ -106,6 +106,7 @@ impl Inner {
         if let Some(old) = ended {
             self.end_session(&old);
         }
+        self.persist_attached(&session);
         // The taken-over connection's will: a session that goes on within
         // the will delay cancels it [MQTT-3.1.3-9]; otherwise it goes now.
         if let Some(w) = old_will {
@@ -175,6 +176,9 @@ impl Inner {
         self.note_drops(session, DropReason::Offline, qos0_dropped as u64);
         if ended {
             self.end_session(session);
+        } else {
+            let sent = will.as_ref().filter(|_| publish_will);
+            self.persist_detached(session, sent.map(|w| (w, w.delay.min(expiry))));
         }
         let Some(w) = will.filter(|_| publish_will) else {
             return;
@@ -212,6 +216,7 @@ impl Inner {
             st.outbound = Outbound::new(0);
             (filters, shared)
         };
+        self.persist_ended(session);
         if !filters.is_empty() {
             let mut idx = self.index.write();
             for f in &filters {
@@ -235,6 +240,7 @@ impl Inner {
             (t.due_wills(now), t.due_expiries(now))
         };
         for w in wills {
+            self.persist_will_sent(w.msg.publisher.as_deref());
             self.publish_will(w.msg);
         }
         for (session_id, client_id) in expiries {

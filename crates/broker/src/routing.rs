@@ -13,6 +13,7 @@ use crate::event::{DropReason, Event};
 use crate::hooks::ClientRef;
 use crate::index::{Match, SubInfo};
 use crate::message::Message;
+use crate::persist::Durable;
 use crate::session::{Delivery, Session, Subscribed};
 use crate::stats::Tally;
 
@@ -28,19 +29,36 @@ impl Inner {
         if !msg.topic.starts_with("$SYS/") {
             self.counters.count_published(msg.qos, msg.payload.len());
         }
-        self.dispatch_uncounted(msg, scratch)
+        // Nobody waits for an internal message: its writes are detached.
+        let mut durable = Durable::default();
+        let n = self.dispatch_uncounted(msg, scratch, &mut durable);
+        let _ = self.submit_durable(durable, false);
+        n
     }
 
     /// [`Inner::dispatch`] for a client's message: counted in its tally,
-    /// which reaches the shared counters in batches.
-    pub fn dispatch_from(&self, msg: Message, scratch: &mut Scratch, tally: &mut Tally) -> usize {
+    /// which reaches the shared counters in batches. Its store writes are
+    /// gathered in `durable`, for the caller to submit (and wait for before
+    /// acknowledging).
+    pub fn dispatch_from(
+        &self,
+        msg: Message,
+        scratch: &mut Scratch,
+        tally: &mut Tally,
+        durable: &mut Durable,
+    ) -> usize {
         if !msg.topic.starts_with("$SYS/") {
             tally.count_published(msg.qos, msg.payload.len());
         }
-        self.dispatch_uncounted(msg, scratch)
+        self.dispatch_uncounted(msg, scratch, durable)
     }
 
-    fn dispatch_uncounted(&self, msg: Message, scratch: &mut Scratch) -> usize {
+    fn dispatch_uncounted(
+        &self,
+        msg: Message,
+        scratch: &mut Scratch,
+        durable: &mut Durable,
+    ) -> usize {
         let msg = Arc::new(msg);
         if msg.retain && self.config.retain_available {
             // Stored long: its own copy, so the read buffer it came in can
@@ -50,6 +68,7 @@ impl Inner {
             } else {
                 Arc::new(msg.detached())
             };
+            self.persist_retained(&stored, durable);
             self.retained.write().set(stored);
         }
         // `$SYS` updates are the broker talking to itself: no event each.
@@ -63,13 +82,13 @@ impl Inner {
                 client_id: msg.publisher.clone(),
             });
         }
-        self.route(&msg, scratch)
+        self.route(&msg, scratch, durable)
     }
 
     /// Queues `msg` for every matching subscriber: once per client even
     /// with overlapping filters (highest QoS, all subscription identifiers),
     /// one member per shared group.
-    pub fn route(&self, msg: &Arc<Message>, scratch: &mut Scratch) -> usize {
+    pub fn route(&self, msg: &Arc<Message>, scratch: &mut Scratch, durable: &mut Durable) -> usize {
         scratch.clear();
         self.index
             .read()
@@ -102,7 +121,7 @@ impl Inner {
                     sub_ids: ids,
                     share: None,
                 };
-                if self.deliver(&scratch[i].value, d) {
+                if self.deliver_routed(&scratch[i].value, d, durable) {
                     delivered += 1;
                 }
             }
@@ -116,7 +135,7 @@ impl Inner {
                 sub_ids: m.info.id.into_iter().collect(),
                 share: m.share.clone(),
             };
-            if self.deliver(&m.value, d) {
+            if self.deliver_routed(&m.value, d, durable) {
                 delivered += 1;
             }
         }
@@ -219,7 +238,7 @@ impl Inner {
                 sub_ids: id.into_iter().collect(),
                 share: None,
             };
-            self.deliver(session, d);
+            self.deliver_stored(session, d);
         }
     }
 
@@ -237,7 +256,7 @@ impl Inner {
             if let Some(m) = picked {
                 d.qos = m.info.qos.min(d.msg.qos);
                 d.sub_ids = m.info.id.into_iter().collect();
-                self.deliver(&m.value, d);
+                self.deliver_stored(&m.value, d);
             }
         }
     }

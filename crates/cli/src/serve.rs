@@ -80,6 +80,14 @@ pub struct ServeArgs {
     /// QoS 1/2 messages in flight to one client.
     #[arg(long, value_name = "N")]
     max_inflight: Option<u16>,
+    /// When store writes reach the disk: always, batch (group commit) or
+    /// never [default: batch].
+    #[arg(long, value_name = "POLICY")]
+    fsync: Option<midge_store::FsyncPolicy>,
+    /// Where durable state lives: disk (in --data-dir) or memory (lost on
+    /// restart) [default: disk].
+    #[arg(long, value_name = "ENGINE")]
+    store: Option<midge_server::StoreEngine>,
 }
 
 impl ServeArgs {
@@ -148,6 +156,12 @@ impl ServeArgs {
         }
         if let Some(v) = self.sys_interval {
             config.mqtt.sys_interval_secs = v;
+        }
+        if let Some(v) = self.fsync {
+            config.store.fsync = v;
+        }
+        if let Some(v) = self.store {
+            config.store.engine = v;
         }
         config.validate()?;
         Ok(config)

@@ -44,6 +44,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The web front doors (`[http]`, see docs/http.md).
     pub http: crate::web::HttpConfig,
+    /// Durable state (`[store]`, see docs/storage.md).
+    pub store: crate::store_config::StoreSection,
 }
 
 /// One listener: a kind, an address, and TLS files for `mqtts`/`wss`.
@@ -295,6 +297,7 @@ impl Default for Config {
             mqtt: MqttConfig::default(),
             auth: AuthConfig::default(),
             http: crate::web::HttpConfig::default(),
+            store: crate::store_config::StoreSection::default(),
         }
     }
 }
@@ -369,6 +372,7 @@ impl Config {
             l.validate()?;
         }
         self.http.validate().map_err(ConfigError::Invalid)?;
+        self.store.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

@@ -7,6 +7,7 @@ pub mod dashboard;
 pub mod gate;
 pub mod http;
 mod listener;
+pub mod store_config;
 pub mod tls;
 pub mod web;
 pub mod ws;
@@ -23,6 +24,7 @@ use tokio_util::task::TaskTracker;
 pub use auth::{AuthConfig, AuthHooks};
 pub use config::{Config, ConfigError, ListenerConfig, ListenerKind};
 pub use listener::{serve_tcp, serve_tls, Acceptor};
+pub use store_config::{StoreEngine, StoreSection};
 pub use tls::{TlsAcceptorHandle, TlsError, TlsFiles};
 
 /// Why the server could not start.
@@ -45,6 +47,10 @@ pub enum ServerError {
     Auth(auth::AuthError),
     #[error("listener {listener}: {source}")]
     Tls { listener: String, source: TlsError },
+    /// The store could not be opened or read (in use by another process,
+    /// corrupt: the message says what to do).
+    #[error(transparent)]
+    Store(#[from] midge_store::StoreError),
 }
 
 /// A listener that is bound and serving.
@@ -92,9 +98,30 @@ impl Server {
             tracing::info!("{}", hooks.summary());
             Some(Arc::new(hooks))
         };
-        let broker = match &hooks {
-            Some(h) => Broker::with_hooks(config.broker_config(), h.clone()),
-            None => Broker::new(config.broker_config()),
+        // Opened before anything listens: a second midge on the same data
+        // directory, or a damaged store, stops the start here. Opening
+        // (verifying the file) and recovery read the disk: off the workers.
+        let broker_hooks: Arc<dyn midge_broker::Hooks> = match &hooks {
+            Some(h) => h.clone(),
+            None => Arc::new(midge_broker::AllowAll),
+        };
+        let (section, data_dir, broker_config) = (
+            config.store.clone(),
+            config.data_dir.clone(),
+            config.broker_config(),
+        );
+        let opened = tokio::task::spawn_blocking(move || {
+            let store = section.open(&data_dir)?;
+            Broker::with_store(broker_config, broker_hooks, store)
+        })
+        .await;
+        let broker = match opened {
+            Ok(b) => b?,
+            Err(e) => {
+                return Err(ServerError::Store(midge_store::StoreError::Db(format!(
+                    "store start-up task failed: {e}"
+                ))))
+            }
         };
         let web_hooks = hooks.clone().map(|h| h as Arc<dyn midge_broker::Hooks>);
         let mut server = Server::start_inner(config, broker, web_hooks).await?;
@@ -261,6 +288,15 @@ impl Server {
             .is_err()
         {
             tracing::warn!("some connection tasks did not end within {deadline:?}");
+        }
+        // Last writes durable, data directory released (a task that did
+        // not end may still hold the broker). It blocks: off the workers.
+        let broker = self.broker.clone();
+        if tokio::task::spawn_blocking(move || broker.close_store())
+            .await
+            .is_err()
+        {
+            tracing::error!("closing the store failed");
         }
     }
 }

@@ -13,6 +13,7 @@ use super::{Client, Exit};
 use crate::alias::OutAlias;
 use crate::event::DropReason;
 use crate::outgoing::{encode_plain, Encoded};
+use crate::persist::note_sent;
 use crate::session::{Delivery, Outgoing};
 
 /// Most queued messages taken per session lock.
@@ -50,7 +51,16 @@ impl Client {
                 }
                 for _ in 0..DRAIN_BATCH {
                     match st.outbound.next(self.quota, now) {
-                        Some(o) => self.pending.push(o),
+                        Some(o) => {
+                            // A stored session's message goes in flight.
+                            note_sent(
+                                self.broker.inner.persist.as_ref(),
+                                &self.session,
+                                &o,
+                                &mut self.store_ops,
+                            );
+                            self.pending.push(o);
+                        }
                         None => break,
                     }
                 }
@@ -118,7 +128,7 @@ impl Client {
     /// A message too large for this client [MQTT-3.1.2-25] is dropped.
     fn drop_too_large(&mut self, pkid: u16) {
         if pkid != 0 {
-            self.session.state.lock().outbound.abandon(pkid);
+            self.abandon_stored(pkid);
         }
         self.broker
             .inner

@@ -7,11 +7,13 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use midge_proto::{encode, Connect, Disconnect, Packet, Protocol, PubResp, ReasonCode};
+use midge_store::Batch;
 
 use crate::alias::{OutboundAliases, TopicAliases};
 use crate::broker::Broker;
 use crate::hooks::ClientRef;
 use crate::keepalive::KeepAlive;
+use crate::persist::Deferred;
 use crate::ratelimit::{PublishLimiter, PublishRateAction};
 use crate::routing::Scratch;
 use crate::session::{Outgoing, Session};
@@ -76,6 +78,11 @@ pub(crate) struct Client {
     /// Publish rate limits, when configured.
     limiter: Option<PublishLimiter>,
     pub tally: Tally,
+    /// Acknowledgements waiting for store commits (`persist/acks.rs`).
+    pub(crate) deferred: Deferred,
+    /// Store writes of this connection not yet submitted
+    /// (`persist/client.rs`).
+    pub(crate) store_ops: Batch,
 }
 
 impl std::fmt::Debug for Client {
@@ -138,6 +145,8 @@ impl Client {
             pending: Vec::new(),
             limiter,
             tally: Tally::default(),
+            deferred: Deferred::default(),
+            store_ops: Batch::new(),
         }
     }
 
@@ -192,16 +201,11 @@ impl Client {
         match packet {
             Packet::Publish(p) => self.on_publish(p, out),
             Packet::PubAck(p) => {
-                self.session.state.lock().outbound.puback(p.pkid);
+                self.puback_stored(p.pkid);
                 Ok(())
             }
             Packet::PubRec(p) => {
-                let send_rel = self
-                    .session
-                    .state
-                    .lock()
-                    .outbound
-                    .pubrec(p.pkid, p.reason.is_error());
+                let send_rel = self.pubrec_stored(p.pkid, p.reason.is_error());
                 if send_rel {
                     self.send(&Packet::PubRel(PubResp::new(p.pkid)), out)
                 } else if !p.reason.is_error() {
@@ -216,11 +220,11 @@ impl Client {
                 }
             }
             Packet::PubComp(p) => {
-                self.session.state.lock().outbound.pubcomp(p.pkid);
+                self.pubcomp_stored(p.pkid);
                 Ok(())
             }
             Packet::PubRel(p) => {
-                let known = self.session.state.lock().inbound.release(p.pkid);
+                let known = self.pubrel_stored(p.pkid);
                 let mut r = PubResp::new(p.pkid);
                 if !known && self.v5() {
                     r.reason = ReasonCode::PacketIdentifierNotFound;

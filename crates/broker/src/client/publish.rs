@@ -4,10 +4,12 @@
 use std::time::Instant;
 
 use bytes::BytesMut;
-use midge_proto::{topic, Packet, PubResp, Publish, QoS, ReasonCode};
+use midge_proto::{topic, Publish, QoS, ReasonCode};
+use midge_store::Commit;
 
 use super::{Client, Exit};
 use crate::message::Message;
+use crate::persist::{Action, Durable};
 use crate::session::Qos2Publish;
 
 impl Client {
@@ -56,27 +58,37 @@ impl Client {
         match p.qos {
             QoS::AtMostOnce => {
                 if allowed {
-                    self.route(p, topic);
+                    // Nothing waits: a retained QoS 0 message is written
+                    // detached.
+                    let _ = self.route(p, topic, None);
                 }
                 Ok(())
             }
+            // The acknowledgement goes once the writes of the message (if
+            // any) are durable: see `persist/acks.rs`.
             QoS::AtLeastOnce => {
                 let pkid = p.pkid;
-                if allowed {
-                    self.route(p, topic);
-                }
-                let mut ack = PubResp::new(pkid);
-                if !allowed {
-                    ack.reason = denied;
-                }
-                self.send(&Packet::PubAck(ack), out)
+                let (commit, reason) = if allowed {
+                    (self.route(p, topic, None), ReasonCode::Success)
+                } else {
+                    (None, denied)
+                };
+                let ack = Action::Publish {
+                    pkid,
+                    qos2: false,
+                    reason,
+                };
+                self.after_commit(commit, ack, out)
             }
             QoS::ExactlyOnce => {
                 let pkid = p.pkid;
-                let mut rec = PubResp::new(pkid);
+                let rec = |reason| Action::Publish {
+                    pkid,
+                    qos2: true,
+                    reason,
+                };
                 if !allowed {
-                    rec.reason = denied;
-                    return self.send(&Packet::PubRec(rec), out);
+                    return self.after_commit(None, rec(denied), out);
                 }
                 let state = self
                     .session
@@ -84,19 +96,26 @@ impl Client {
                     .lock()
                     .inbound
                     .publish(pkid, cfg.receive_maximum.max(1));
-                match state {
-                    Qos2Publish::New => self.route(p, topic),
-                    Qos2Publish::Duplicate => {}
+                let commit = match state {
+                    Qos2Publish::New => self.route(p, topic, Some(pkid)),
+                    Qos2Publish::Duplicate => None,
                     Qos2Publish::ReceiveMaximumExceeded => {
                         return Err(Exit::error(ReasonCode::ReceiveMaximumExceeded))
                     }
-                }
-                self.send(&Packet::PubRec(rec), out)
+                };
+                self.after_commit(commit, rec(ReasonCode::Success), out)
             }
         }
     }
 
-    fn route(&mut self, p: Publish, topic: bytestring::ByteString) {
+    /// Routes the message; returns the commit of its store writes (QoS
+    /// 1/2, when any). `incoming`: the QoS 2 id to keep until PUBREL.
+    fn route(
+        &mut self,
+        p: Publish,
+        topic: bytestring::ByteString,
+        incoming: Option<u16>,
+    ) -> Option<Commit> {
         let mut properties = p.properties;
         properties.topic_alias = None;
         let msg = Message {
@@ -107,9 +126,17 @@ impl Client {
             properties,
             publisher: Some(self.client_id.clone()),
             received_at: Instant::now(),
+            stored: Default::default(),
         };
-        self.broker
-            .inner
-            .dispatch_from(msg, &mut self.scratch, &mut self.tally);
+        let mut durable = Durable::default();
+        if let Some(pkid) = incoming {
+            self.broker
+                .inner
+                .persist_incoming(&self.session, pkid, &mut durable);
+        }
+        let wait = msg.qos != QoS::AtMostOnce;
+        let inner = &self.broker.inner;
+        inner.dispatch_from(msg, &mut self.scratch, &mut self.tally, &mut durable);
+        inner.submit_durable(durable, wait)
     }
 }

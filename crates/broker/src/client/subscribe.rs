@@ -3,12 +3,11 @@
 //! messages for new subscriptions.
 
 use bytes::BytesMut;
-use midge_proto::{
-    topic, Packet, Properties, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe,
-};
+use midge_proto::{topic, Properties, ReasonCode, SubAck, Subscribe, UnsubAck, Unsubscribe};
 
 use super::{Client, Exit};
 use crate::event::Event;
+use crate::persist::{Action, Granted};
 
 impl Client {
     pub(super) fn on_subscribe(&mut self, s: Subscribe, out: &mut BytesMut) -> Result<(), Exit> {
@@ -77,15 +76,19 @@ impl Client {
             reasons,
             properties: Properties::default(),
         };
-        self.send(&Packet::SubAck(ack), out)?;
-        // Retained messages follow the SUBACK through the session queue, so
-        // flow control and ordering apply to them too.
-        for (filter, options, sub_id, is_new) in granted_subs {
-            self.broker
-                .inner
-                .send_retained(&self.session, &filter, options, sub_id, is_new);
-        }
-        Ok(())
+        let granted: Vec<Granted> = granted_subs
+            .into_iter()
+            .map(|(filter, options, id, is_new)| Granted {
+                filter,
+                options,
+                id,
+                is_new,
+            })
+            .collect();
+        // A stored session's subscriptions are durable before the SUBACK;
+        // its retained messages follow the SUBACK (`persist/acks.rs`).
+        let commit = self.store_subscriptions(&granted);
+        self.after_commit(commit, Action::Subscribe { ack, granted }, out)
     }
 
     pub(super) fn on_unsubscribe(
@@ -94,8 +97,12 @@ impl Client {
         out: &mut BytesMut,
     ) -> Result<(), Exit> {
         let mut reasons = Vec::with_capacity(u.filters.len());
+        let mut removed = Vec::new();
         for f in u.filters {
             let existed = self.broker.inner.unsubscribe(&self.session, &f);
+            if existed {
+                removed.push(f.clone());
+            }
             reasons.push(if existed {
                 ReasonCode::Success
             } else {
@@ -116,6 +123,7 @@ impl Client {
             reasons,
             properties: Properties::default(),
         };
-        self.send(&Packet::UnsubAck(ack), out)
+        let commit = self.store_unsubscriptions(removed);
+        self.after_commit(commit, Action::Unsubscribe(ack), out)
     }
 }

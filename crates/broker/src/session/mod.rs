@@ -97,6 +97,10 @@ pub struct Session {
     /// Messages not delivered to this session (any `DropReason` counted by
     /// the broker); a statistic, so outside the state lock.
     dropped: AtomicU64,
+    /// Whether the durable store holds this session (persistent: expiry
+    /// interval above 0, and the broker has a store). Read without the
+    /// state lock on the publish path.
+    persisted: AtomicBool,
 }
 
 impl Session {
@@ -135,6 +139,7 @@ impl Session {
             online: AtomicBool::new(false),
             username: RwLock::new(None),
             dropped: AtomicU64::new(0),
+            persisted: AtomicBool::new(false),
         }
     }
 
@@ -144,6 +149,16 @@ impl Session {
 
     pub fn set_online(&self, online: bool) {
         self.online.store(online, Ordering::Relaxed);
+    }
+
+    /// Whether the durable store holds this session.
+    pub fn is_persisted(&self) -> bool {
+        self.persisted.load(Ordering::Relaxed)
+    }
+
+    /// Marks the session stored (or not); returns what it was.
+    pub(crate) fn set_persisted(&self, persisted: bool) -> bool {
+        self.persisted.swap(persisted, Ordering::Relaxed)
     }
 
     /// Messages dropped for this session so far.

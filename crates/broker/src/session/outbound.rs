@@ -244,6 +244,20 @@ impl Outbound {
         false
     }
 
+    /// The in-flight state of `pkid`, if any.
+    pub fn inflight_state(&self, pkid: u16) -> Option<&Inflight> {
+        self.inflight.get(&pkid).map(|e| &e.state)
+    }
+
+    /// Puts back an in-flight message recovered from the durable store,
+    /// after those restored before it in send order. Its packet id is not
+    /// handed out again while it is in flight.
+    pub fn restore_inflight(&mut self, pkid: u16, state: Inflight) {
+        if pkid != 0 {
+            self.insert(pkid, state);
+        }
+    }
+
     /// Removes an in-flight message that cannot be sent after all (too large
     /// for the client).
     pub fn abandon(&mut self, pkid: u16) {

@@ -1,0 +1,242 @@
+//! Acknowledgements that wait for the store: PUBACK/PUBREC of a publish
+//! whose writes are not durable yet, SUBACK/UNSUBACK of stored
+//! subscriptions. They wait in one FIFO per connection, because MQTT wants
+//! PUBACKs in the order the PUBLISHes came [MQTT-4.6.0-2]: an acknowledgement
+//! that needs no commit still goes after those waiting before it. The
+//! connection polls the head's commit and writes what is ready; past
+//! [`MAX_DEFERRED`] waiting it stops reading the client (back pressure from
+//! the disk).
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::BytesMut;
+use bytestring::ByteString;
+use midge_proto::{Packet, PubResp, ReasonCode, SubAck, SubscriptionOptions, UnsubAck};
+use midge_store::{Commit, CommitError};
+
+use crate::client::{Client, Exit};
+
+/// Acknowledgements waiting per connection before it stops reading.
+pub(crate) const MAX_DEFERRED: usize = 1024;
+
+/// A subscription granted by a SUBSCRIBE whose SUBACK waits: its retained
+/// messages follow the SUBACK.
+#[derive(Debug)]
+pub(crate) struct Granted {
+    pub filter: ByteString,
+    pub options: SubscriptionOptions,
+    pub id: Option<u32>,
+    pub is_new: bool,
+}
+
+/// What to send once the commit is in.
+#[derive(Debug)]
+pub(crate) enum Action {
+    /// PUBACK (QoS 1) or PUBREC (QoS 2) with `reason` when the writes are
+    /// durable.
+    Publish {
+        pkid: u16,
+        qos2: bool,
+        reason: ReasonCode,
+    },
+    Subscribe {
+        ack: SubAck,
+        granted: Vec<Granted>,
+    },
+    Unsubscribe(UnsubAck),
+}
+
+#[derive(Debug)]
+struct Entry {
+    commit: Option<Commit>,
+    result: Result<(), CommitError>,
+    action: Action,
+}
+
+/// The FIFO of acknowledgements waiting.
+#[derive(Debug, Default)]
+pub(crate) struct Deferred {
+    queue: VecDeque<Entry>,
+}
+
+impl Deferred {
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    pub fn push(&mut self, commit: Option<Commit>, action: Action) {
+        self.queue.push_back(Entry {
+            commit,
+            result: Ok(()),
+            action,
+        });
+    }
+
+    /// Ready when the head may be sent (its commit resolved, or it had
+    /// none); registers for the wake-up otherwise.
+    pub fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(head) = self.queue.front_mut() else {
+            return Poll::Pending;
+        };
+        let Some(commit) = &mut head.commit else {
+            return Poll::Ready(());
+        };
+        match Pin::new(commit).poll(cx) {
+            Poll::Ready(r) => {
+                head.result = r;
+                head.commit = None;
+                Poll::Ready(())
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The head, if it may be sent, with its commit's outcome.
+    fn pop_ready(&mut self) -> Option<(Result<(), CommitError>, Action)> {
+        let head = self.queue.front_mut()?;
+        if let Some(commit) = &mut head.commit {
+            head.result = commit.try_result()?;
+            head.commit = None;
+        }
+        let e = self.queue.pop_front()?;
+        Some((e.result, e.action))
+    }
+}
+
+impl Client {
+    /// Sends `action` once `commit` is durable and everything before it
+    /// went; at once when there is nothing to wait for.
+    pub(crate) fn after_commit(
+        &mut self,
+        commit: Option<Commit>,
+        action: Action,
+        out: &mut BytesMut,
+    ) -> Result<(), Exit> {
+        if commit.is_none() && self.deferred.is_empty() {
+            return self.acknowledge(Ok(()), action, out);
+        }
+        self.deferred.push(commit, action);
+        Ok(())
+    }
+
+    /// Ready when an acknowledgement can be written ([`Client::flush_deferred`]).
+    pub(crate) fn poll_deferred(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.deferred.poll_head(cx)
+    }
+
+    /// Writes the acknowledgements whose commits are in, in order.
+    pub(crate) fn flush_deferred(&mut self, out: &mut BytesMut) -> Result<(), Exit> {
+        while let Some((result, action)) = self.deferred.pop_ready() {
+            self.acknowledge(result, action, out)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the client may be read: not too many acknowledgements wait
+    /// for the disk.
+    pub(crate) fn may_read(&self) -> bool {
+        self.deferred.len() < MAX_DEFERRED
+    }
+
+    fn acknowledge(
+        &mut self,
+        result: Result<(), CommitError>,
+        action: Action,
+        out: &mut BytesMut,
+    ) -> Result<(), Exit> {
+        match action {
+            Action::Publish { pkid, qos2, reason } => {
+                let reason = match result {
+                    Ok(()) => reason,
+                    Err(e) => self.publish_refused(&e, pkid, qos2)?,
+                };
+                let mut ack = PubResp::new(pkid);
+                ack.reason = reason;
+                let p = if qos2 {
+                    Packet::PubRec(ack)
+                } else {
+                    Packet::PubAck(ack)
+                };
+                self.send(&p, out)
+            }
+            Action::Subscribe { mut ack, granted } => {
+                if let Err(e) = result {
+                    // Not durable: not granted either (3.x: 0x80 Failure).
+                    let code = self.refused(&e, "SUBSCRIBE");
+                    let code = if self.protocol.is_v5() {
+                        code
+                    } else {
+                        ReasonCode::UnspecifiedError
+                    };
+                    for r in ack.reasons.iter_mut().filter(|r| !r.is_error()) {
+                        *r = code;
+                    }
+                    for g in &granted {
+                        self.broker.inner.unsubscribe(&self.session, &g.filter);
+                    }
+                    return self.send(&Packet::SubAck(ack), out);
+                }
+                self.send(&Packet::SubAck(ack), out)?;
+                // Retained messages follow the SUBACK through the session
+                // queue, so flow control and ordering apply to them too.
+                for g in granted {
+                    self.broker.inner.send_retained(
+                        &self.session,
+                        &g.filter,
+                        g.options,
+                        g.id,
+                        g.is_new,
+                    );
+                }
+                Ok(())
+            }
+            Action::Unsubscribe(ack) => {
+                if let Err(e) = result {
+                    // Gone in memory already; the store may bring it back
+                    // after a restart. Counted and logged.
+                    self.refused(&e, "UNSUBSCRIBE");
+                }
+                self.send(&Packet::UnsubAck(ack), out)
+            }
+        }
+    }
+
+    /// A publish whose writes failed: 5.0 gets the reason code (0x97 store
+    /// full, 0x80 write failure); 3.x has no way to say no, so the
+    /// connection closes without acknowledging and the client sends again.
+    fn publish_refused(
+        &mut self,
+        e: &CommitError,
+        pkid: u16,
+        qos2: bool,
+    ) -> Result<ReasonCode, Exit> {
+        let code = self.refused(e, "PUBLISH");
+        if qos2 {
+            // Not received after all: the client's retry is a new message.
+            self.session.state.lock().inbound.release(pkid);
+        }
+        if self.protocol.is_v5() {
+            Ok(code)
+        } else {
+            Err(Exit {
+                reason: code,
+                will: true,
+                notify: false,
+            })
+        }
+    }
+
+    fn refused(&self, e: &CommitError, what: &str) -> ReasonCode {
+        match &self.broker.inner.persist {
+            Some(p) => p.refused(e, &self.client_id, what),
+            None => ReasonCode::UnspecifiedError,
+        }
+    }
+}
