@@ -431,6 +431,16 @@ mod tests {
     }
 
     #[test]
+    fn example_file_is_valid_and_complete() {
+        let text = include_str!("../../../midge.example.toml");
+        let c = Config::parse(text).expect("midge.example.toml parses");
+        // Every default is written out: printing the parsed file gives the
+        // same text as printing the defaults. If this fails, regenerate the
+        // file with `midge serve --print-config`.
+        assert_eq!(c.to_toml(), Config::default().to_toml());
+    }
+
+    #[test]
     fn printed_config_parses_back() {
         let c = Config::default();
         let again = Config::parse(&c.to_toml()).expect("printed config parses");
