@@ -140,6 +140,8 @@ where
         }
         Err(exit) => exit,
     };
+    // Publishes waiting for the store: their deliveries and acknowledgements.
+    client.settle_deferred(&mut wbuf, CLOSE_WRITE_TIMEOUT).await;
     if let Some(d) = client.disconnect_packet(&exit) {
         let _ = client.send(&d, &mut wbuf);
     }

@@ -32,7 +32,7 @@ impl Inner {
         // Nobody waits for an internal message: its writes are detached.
         let mut durable = Durable::default();
         let n = self.dispatch_uncounted(msg, scratch, &mut durable);
-        let _ = self.submit_durable(durable, false);
+        self.submit_durable(durable, false);
         n
     }
 

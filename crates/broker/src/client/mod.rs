@@ -13,7 +13,7 @@ use crate::alias::{OutboundAliases, TopicAliases};
 use crate::broker::Broker;
 use crate::hooks::ClientRef;
 use crate::keepalive::KeepAlive;
-use crate::persist::Deferred;
+use crate::persist::{Action, Deferred};
 use crate::ratelimit::{PublishLimiter, PublishRateAction};
 use crate::routing::Scratch;
 use crate::session::{Outgoing, Session};
@@ -205,9 +205,13 @@ impl Client {
                 Ok(())
             }
             Packet::PubRec(p) => {
-                let send_rel = self.pubrec_stored(p.pkid, p.reason.is_error());
+                let (send_rel, commit) = self.pubrec_stored(p.pkid, p.reason.is_error());
                 if send_rel {
-                    self.send(&Packet::PubRel(PubResp::new(p.pkid)), out)
+                    // A stored session's PUBREL state is durable first: a
+                    // PUBLISH sent again after a crash would be a new
+                    // message to a client that completed the exchange.
+                    let rel = Packet::PubRel(PubResp::new(p.pkid));
+                    self.after_commit(commit, Action::Release(rel), out)
                 } else if !p.reason.is_error() {
                     // Unknown packet id: answer so the client can finish.
                     let mut r = PubResp::new(p.pkid);
@@ -224,12 +228,14 @@ impl Client {
                 Ok(())
             }
             Packet::PubRel(p) => {
-                let known = self.pubrel_stored(p.pkid);
+                let (known, commit) = self.pubrel_stored(p.pkid);
                 let mut r = PubResp::new(p.pkid);
                 if !known && self.v5() {
                     r.reason = ReasonCode::PacketIdentifierNotFound;
                 }
-                self.send(&Packet::PubComp(r), out)
+                // A stored id is forgotten durably before PUBCOMP: the
+                // client may reuse it for a new message right after.
+                self.after_commit(commit, Action::Release(Packet::PubComp(r)), out)
             }
             Packet::Subscribe(s) => self.on_subscribe(s, out),
             Packet::Unsubscribe(u) => self.on_unsubscribe(u, out),

@@ -5,11 +5,10 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 use midge_proto::{topic, Publish, QoS, ReasonCode};
-use midge_store::Commit;
 
 use super::{Client, Exit};
 use crate::message::Message;
-use crate::persist::{Action, Durable};
+use crate::persist::{Durable, Pending};
 use crate::session::Qos2Publish;
 
 impl Client {
@@ -68,27 +67,17 @@ impl Client {
             // any) are durable: see `persist/acks.rs`.
             QoS::AtLeastOnce => {
                 let pkid = p.pkid;
-                let (commit, reason) = if allowed {
+                let (pending, reason) = if allowed {
                     (self.route(p, topic, None), ReasonCode::Success)
                 } else {
                     (None, denied)
                 };
-                let ack = Action::Publish {
-                    pkid,
-                    qos2: false,
-                    reason,
-                };
-                self.after_commit(commit, ack, out)
+                self.acknowledge_publish(pending, pkid, false, reason, out)
             }
             QoS::ExactlyOnce => {
                 let pkid = p.pkid;
-                let rec = |reason| Action::Publish {
-                    pkid,
-                    qos2: true,
-                    reason,
-                };
                 if !allowed {
-                    return self.after_commit(None, rec(denied), out);
+                    return self.acknowledge_publish(None, pkid, true, denied, out);
                 }
                 let state = self
                     .session
@@ -96,26 +85,26 @@ impl Client {
                     .lock()
                     .inbound
                     .publish(pkid, cfg.receive_maximum.max(1));
-                let commit = match state {
+                let pending = match state {
                     Qos2Publish::New => self.route(p, topic, Some(pkid)),
                     Qos2Publish::Duplicate => None,
                     Qos2Publish::ReceiveMaximumExceeded => {
                         return Err(Exit::error(ReasonCode::ReceiveMaximumExceeded))
                     }
                 };
-                self.after_commit(commit, rec(ReasonCode::Success), out)
+                self.acknowledge_publish(pending, pkid, true, ReasonCode::Success, out)
             }
         }
     }
 
-    /// Routes the message; returns the commit of its store writes (QoS
-    /// 1/2, when any). `incoming`: the QoS 2 id to keep until PUBREL.
+    /// Routes the message; returns its store writes to wait for (QoS 1/2,
+    /// when any). `incoming`: the QoS 2 id to keep until PUBREL.
     fn route(
         &mut self,
         p: Publish,
         topic: bytestring::ByteString,
         incoming: Option<u16>,
-    ) -> Option<Commit> {
+    ) -> Option<Pending> {
         let mut properties = p.properties;
         properties.topic_alias = None;
         let msg = Message {

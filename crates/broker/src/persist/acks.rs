@@ -11,12 +11,14 @@ use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::BytesMut;
 use bytestring::ByteString;
 use midge_proto::{Packet, PubResp, ReasonCode, SubAck, SubscriptionOptions, UnsubAck};
 use midge_store::{Commit, CommitError};
 
+use super::{Later, Pending};
 use crate::client::{Client, Exit};
 
 /// Acknowledgements waiting per connection before it stops reading.
@@ -41,12 +43,17 @@ pub(crate) enum Action {
         pkid: u16,
         qos2: bool,
         reason: ReasonCode,
+        /// Its deliveries to stored sessions, queued once it is durable.
+        later: Later,
     },
     Subscribe {
         ack: SubAck,
         granted: Vec<Granted>,
     },
     Unsubscribe(UnsubAck),
+    /// PUBCOMP once a stored inbound QoS 2 id is durably gone; PUBREL once
+    /// a stored outbound message's PUBREL state is durable.
+    Release(Packet),
 }
 
 #[derive(Debug)]
@@ -98,6 +105,11 @@ impl Deferred {
         }
     }
 
+    /// Everything waiting, whatever its commit.
+    fn drain(&mut self) -> impl Iterator<Item = Action> + '_ {
+        self.queue.drain(..).map(|e| e.action)
+    }
+
     /// The head, if it may be sent, with its commit's outcome.
     fn pop_ready(&mut self) -> Option<(Result<(), CommitError>, Action)> {
         let head = self.queue.front_mut()?;
@@ -126,6 +138,30 @@ impl Client {
         Ok(())
     }
 
+    /// PUBACK (QoS 1) or PUBREC (QoS 2) with `reason`, once `pending` (the
+    /// message's store writes, if any) is durable; its deliveries to stored
+    /// sessions are queued then.
+    pub(crate) fn acknowledge_publish(
+        &mut self,
+        pending: Option<Pending>,
+        pkid: u16,
+        qos2: bool,
+        reason: ReasonCode,
+        out: &mut BytesMut,
+    ) -> Result<(), Exit> {
+        let (commit, later) = match pending {
+            Some(p) => (Some(p.commit), p.later),
+            None => (None, Vec::new()),
+        };
+        let action = Action::Publish {
+            pkid,
+            qos2,
+            reason,
+            later,
+        };
+        self.after_commit(commit, action, out)
+    }
+
     /// Ready when an acknowledgement can be written ([`Client::flush_deferred`]).
     pub(crate) fn poll_deferred(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         self.deferred.poll_head(cx)
@@ -137,6 +173,33 @@ impl Client {
             self.acknowledge(result, action, out)?;
         }
         Ok(())
+    }
+
+    /// At the end of the connection: waits up to `limit` for the commits
+    /// still pending, so that their deliveries reach the stored sessions
+    /// and their acknowledgements go with the last write. If the store does
+    /// not answer in time, the deliveries are queued anyway (a message
+    /// twice rather than lost) and the acknowledgements dropped.
+    pub(crate) async fn settle_deferred(&mut self, out: &mut BytesMut, limit: Duration) {
+        let until = tokio::time::Instant::now() + limit;
+        while !self.deferred.is_empty() {
+            let head = std::future::poll_fn(|cx| self.deferred.poll_head(cx));
+            if tokio::time::timeout_at(until, head).await.is_err() {
+                tracing::warn!(
+                    client_id = &*self.client_id,
+                    waiting = self.deferred.len(),
+                    "store commits still pending at disconnect"
+                );
+                for action in self.deferred.drain() {
+                    if let Action::Publish { later, .. } = action {
+                        self.broker.inner.queue_later(later);
+                    }
+                }
+                return;
+            }
+            // A refusal that would close the connection: it closes anyway.
+            let _ = self.flush_deferred(out);
+        }
     }
 
     /// Whether the client may be read: not too many acknowledgements wait
@@ -152,9 +215,18 @@ impl Client {
         out: &mut BytesMut,
     ) -> Result<(), Exit> {
         match action {
-            Action::Publish { pkid, qos2, reason } => {
+            Action::Publish {
+                pkid,
+                qos2,
+                reason,
+                later,
+            } => {
                 let reason = match result {
-                    Ok(()) => reason,
+                    Ok(()) => {
+                        self.broker.inner.queue_later(later);
+                        reason
+                    }
+                    // Refused: no stored session gets it.
                     Err(e) => self.publish_refused(&e, pkid, qos2)?,
                 };
                 let mut ack = PubResp::new(pkid);
@@ -196,6 +268,14 @@ impl Client {
                     );
                 }
                 Ok(())
+            }
+            Action::Release(packet) => {
+                if let Err(e) = result {
+                    // The old state may come back after a restart; the
+                    // exchange goes on all the same.
+                    self.refused(&e, "QoS 2 release");
+                }
+                self.send(&packet, out)
             }
             Action::Unsubscribe(ack) => {
                 if let Err(e) = result {

@@ -67,10 +67,11 @@ impl Client {
         }
     }
 
-    /// PUBREC from the client: true if PUBREL should be sent. The stored
-    /// in-flight entry moves on to PUBREL (same place in the send order),
-    /// or goes if the client refused the message.
-    pub(crate) fn pubrec_stored(&mut self, pkid: u16, failed: bool) -> bool {
+    /// PUBREC from the client: whether PUBREL should be sent, and the
+    /// commit it must wait for. The stored in-flight entry moves on to
+    /// PUBREL (same place in the send order), or goes if the client refused
+    /// the message.
+    pub(crate) fn pubrec_stored(&mut self, pkid: u16, failed: bool) -> (bool, Option<Commit>) {
         let (send_rel, seq) = {
             let mut st = self.session.state.lock();
             // Only a PUBLISH moving on is news; a repeated PUBREC is not.
@@ -82,30 +83,37 @@ impl Client {
             };
             (st.outbound.pubrec(pkid, failed), seq)
         };
-        if let (Some(seq), Some(session)) = (seq, self.stored()) {
-            self.store_ops.push(if send_rel {
-                Op::PutInflight(
-                    session,
-                    InflightRecord {
-                        pkid,
-                        seq,
-                        state: InflightState::PubRel,
-                    },
-                )
-            } else {
-                Op::DeleteInflight { session, pkid }
-            });
+        let (Some(seq), Some(session)) = (seq, self.stored()) else {
+            return (send_rel, None);
+        };
+        if !send_rel {
+            self.store_ops.push(Op::DeleteInflight { session, pkid });
+            return (false, None);
         }
-        send_rel
+        self.store_ops.push(Op::PutInflight(
+            session,
+            InflightRecord {
+                pkid,
+                seq,
+                state: InflightState::PubRel,
+            },
+        ));
+        (true, self.submit_store())
     }
 
-    /// PUBREL from the client: true if the id was pending.
-    pub(crate) fn pubrel_stored(&mut self, pkid: u16) -> bool {
+    /// PUBREL from the client: whether the id was pending, and the commit
+    /// of forgetting it (stored sessions) that PUBCOMP must wait for: once
+    /// the client has PUBCOMP it may reuse the id for a new message, which
+    /// a stale stored id would swallow as a duplicate after a crash.
+    pub(crate) fn pubrel_stored(&mut self, pkid: u16) -> (bool, Option<Commit>) {
         let known = self.session.state.lock().inbound.release(pkid);
-        if let (true, Some(session)) = (known, self.stored()) {
-            self.store_ops.push(Op::DeleteIncoming { session, pkid });
+        match (known, self.stored()) {
+            (true, Some(session)) => {
+                self.store_ops.push(Op::DeleteIncoming { session, pkid });
+                (known, self.submit_store())
+            }
+            _ => (known, None),
         }
-        known
     }
 
     /// An in-flight message that cannot be sent after all.

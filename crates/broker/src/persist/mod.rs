@@ -33,7 +33,7 @@ use crate::message::Message;
 
 pub(crate) use acks::{Action, Deferred, Granted};
 pub(crate) use client::note_sent;
-pub(crate) use route::Durable;
+pub(crate) use route::{Durable, Later, Pending};
 
 /// How often a refused write may log a warning.
 const WARN_EVERY: Duration = Duration::from_secs(10);

@@ -1,10 +1,12 @@
 //! The publish path's writes. Routing a QoS 1/2 message gathers one batch:
 //! a queue entry for every persistent session it goes to, the retained
-//! topic, the publisher's inbound QoS 2 id. The batch is submitted before
-//! those sessions see the message, so that the store always gets a queue
-//! entry before the session's own writes about it (sent, acknowledged):
-//! store batches apply in submission order. Sessions that are not stored
-//! get their delivery at once, as without a store.
+//! topic, the publisher's inbound QoS 2 id. Sessions that are not stored
+//! get their delivery at once, as without a store. Stored sessions get it
+//! only once the batch is durable (a client's publish: with its PUBACK,
+//! see `acks.rs`; nobody waits for an internal publish: right after the
+//! submission). So a message the store refused reaches no stored session,
+//! and the store always has a queue entry before the session's own writes
+//! about it (sent, acknowledged): batches apply in submission order.
 
 use std::sync::Arc;
 
@@ -18,13 +20,22 @@ use crate::hooks::ClientRef;
 use crate::message::Message;
 use crate::session::{Delivery, Session};
 
+/// Deliveries to stored sessions, waiting for their queue entries.
+pub(crate) type Later = Vec<(Arc<Session>, Delivery)>;
+
 /// The store writes of one publish, gathered while it is routed.
 #[derive(Debug, Default)]
 pub(crate) struct Durable {
     batch: Batch,
-    /// Deliveries to persistent sessions, queued once the batch with their
-    /// queue entries is submitted.
-    later: Vec<(Arc<Session>, Delivery)>,
+    later: Later,
+}
+
+/// A publish whose writes were submitted: the commit to wait for, and the
+/// deliveries to queue once it is in.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    pub commit: Commit,
+    pub later: Later,
 }
 
 impl Durable {
@@ -107,25 +118,33 @@ impl Inner {
         }
     }
 
-    /// Submits the writes of a publish, then queues the deliveries that
-    /// waited for them. With `wait`, returns the commit to wait for before
-    /// acknowledging (`None`: nothing was written).
-    pub(crate) fn submit_durable(&self, durable: Durable, wait: bool) -> Option<Commit> {
+    /// Submits the writes of a publish. With `wait`, returns the commit to
+    /// wait for before acknowledging, with the deliveries to queue then
+    /// ([`Inner::queue_later`]); without, queues them now. `None`: nothing
+    /// to write.
+    pub(crate) fn submit_durable(&self, durable: Durable, wait: bool) -> Option<Pending> {
         let Durable { batch, later } = durable;
-        let mut commit = None;
-        if let Some(p) = &self.persist {
-            if !batch.is_empty() {
-                if wait {
-                    commit = Some(p.store.submit(batch));
-                } else {
-                    p.store.submit_detached(batch);
-                }
-            }
+        let Some(p) = self.persist.as_ref().filter(|_| !batch.is_empty()) else {
+            // Nothing to write means nothing waits (`later` is empty).
+            self.queue_later(later);
+            return None;
+        };
+        if wait {
+            return Some(Pending {
+                commit: p.store.submit(batch),
+                later,
+            });
         }
+        p.store.submit_detached(batch);
+        self.queue_later(later);
+        None
+    }
+
+    /// Queues deliveries whose queue entries are in the store.
+    pub(crate) fn queue_later(&self, later: Later) {
         for (session, d) in later {
             self.queue_stored(&session, d);
         }
-        commit
     }
 
     /// Queues a delivery whose queue entry was submitted; if the session
