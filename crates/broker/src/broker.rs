@@ -11,13 +11,14 @@ use midge_proto::ReasonCode;
 use midge_store::{Store, StoreError};
 use parking_lot::{Mutex, RwLock};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{broadcast, mpsc, Notify};
+use tokio::sync::{broadcast, Notify};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::BrokerConfig;
 use crate::event::{DropReason, Event};
 use crate::hooks::{AllowAll, ConnectionInfo, Hooks};
 use crate::index::Index;
+use crate::kick::Kick;
 use crate::message::Message;
 use crate::persist::{DurabilityStats, Persist};
 use crate::retained::Retained;
@@ -53,7 +54,7 @@ pub(crate) struct Inner {
     /// Client id -> session, online or not.
     pub sessions: Mutex<HashMap<Arc<str>, Arc<Session>, ahash::RandomState>>,
     /// Live connections, to kick them (takeover, shutdown).
-    pub conns: Mutex<HashMap<u64, mpsc::Sender<ReasonCode>, ahash::RandomState>>,
+    pub conns: Mutex<HashMap<u64, Kick, ahash::RandomState>>,
     pub timers: Mutex<Timers>,
     /// Wakes the background task when a deadline earlier than the one it
     /// sleeps for may have been added.
@@ -205,8 +206,7 @@ impl Broker {
             let done = self.inner.conn_done.notified();
             tokio::pin!(done);
             done.as_mut().enable();
-            let senders: Vec<mpsc::Sender<ReasonCode>> =
-                self.inner.conns.lock().values().cloned().collect();
+            let senders: Vec<Kick> = self.inner.conns.lock().values().cloned().collect();
             if senders.is_empty() && self.inner.counters.connections.load(Ordering::SeqCst) == 0 {
                 return;
             }

@@ -16,7 +16,7 @@ use midge_proto::{
     decode, encode, ConnAck, Error as CodecError, Packet, PacketType, Protocol, ReasonCode,
 };
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use crate::broker::{Broker, Inner};
 use crate::buffers::{self, Reads};
@@ -24,6 +24,7 @@ use crate::client::{Client, Exit};
 use crate::connect::{connect, refusal};
 use crate::event::Event;
 use crate::hooks::ConnectionInfo;
+use crate::kick::Kick;
 
 /// Queued messages are moved into the write buffer up to this size.
 const DRAIN_LIMIT: usize = 64 * 1024;
@@ -62,8 +63,8 @@ where
         .connections_total
         .fetch_add(1, Ordering::Relaxed);
     let conn_id = inner.next_id();
-    let (kick_tx, mut kick_rx) = mpsc::channel(4);
-    inner.conns.lock().insert(conn_id, kick_tx);
+    let kick = Kick::new();
+    inner.conns.lock().insert(conn_id, kick.clone());
     let _registration = Registration { inner, conn_id };
     if inner.closing.load(Ordering::SeqCst) {
         return;
@@ -71,77 +72,41 @@ where
     // No buffer is allocated before there is something to put in it.
     let mut rbuf = BytesMut::new();
     let mut wbuf = BytesMut::new();
-    let max_in = inner.config.max_packet_size as usize;
-
-    let mut first_bytes = 0u64;
-    // The handshake futures are boxed so that their state (a decoded
-    // CONNECT with its properties and will is large) does not stay part of
-    // the connection task for its whole life.
-    let first = tokio::select! {
-        biased;
-        // Shutdown: nothing is attached yet, just close.
-        _ = kick_rx.recv() => return,
-        r = Box::pin(tokio::time::timeout(
-            inner.config.connect_timeout,
-            read_first(&mut stream, &mut rbuf, max_in, &mut first_bytes),
-        )) => r,
-    };
-    let connect_packet = match first {
-        Err(_) => {
-            tracing::debug!(?info.remote_addr, "no CONNECT within the connect timeout");
-            return;
-        }
-        Ok(Err(FirstError::Closed)) => return,
-        Ok(Err(FirstError::Codec(e, level))) => {
-            refuse_bad_connect(&mut stream, &e, level).await;
-            return;
-        }
-        Ok(Ok(Packet::Connect(c))) => c,
-        Ok(Ok(_)) => {
-            tracing::debug!(?info.remote_addr, "first packet is not CONNECT");
-            return;
-        }
-    };
-    let protocol = connect_packet.protocol;
     let waker = Arc::new(Notify::new());
-    let accepted = tokio::select! {
-        biased;
-        // Shutdown while the authentication hook runs: `connect` attaches
-        // nothing before its only await, so dropping it is clean.
-        _ = kick_rx.recv() => return,
-        r = Box::pin(connect(&broker, *connect_packet, &info, conn_id, waker.clone())) => r,
-    };
-    let (mut client, connack) = match accepted {
-        Ok(ok) => ok,
-        Err(refused) => {
-            let mut buf = BytesMut::new();
-            if encode(&Packet::ConnAck(*refused), protocol, &mut buf).is_ok() {
-                let _ =
-                    tokio::time::timeout(CLOSE_WRITE_TIMEOUT, write_and_close(&mut stream, &buf))
-                        .await;
-            }
-            return;
-        }
+    // Boxed: the handshake's state (a decoded CONNECT with its properties
+    // and will, the CONNACK) is large and must not stay part of the
+    // connection task, which lives as long as the connection.
+    let Some((mut client, sent, first_bytes)) = Box::pin(handshake(
+        &broker,
+        &mut stream,
+        &mut rbuf,
+        &mut wbuf,
+        &kick,
+        &info,
+        conn_id,
+        &waker,
+    ))
+    .await
+    else {
+        return;
     };
     client.tally.messages_received += 1;
     client.tally.bytes_received += first_bytes;
     inner.counters.client_connected();
-    let exit = match client.send(&Packet::ConnAck(connack), &mut wbuf) {
+    let exit = match sent {
         Ok(()) => {
             serve(
                 &mut client,
                 &mut stream,
                 &mut rbuf,
                 &mut wbuf,
-                kick_rx,
+                &kick,
                 &waker,
             )
             .await
         }
         Err(exit) => exit,
     };
-    // Publishes waiting for the store: their deliveries and acknowledgements.
-    client.settle_deferred(&mut wbuf, CLOSE_WRITE_TIMEOUT).await;
     if let Some(d) = client.disconnect_packet(&exit) {
         let _ = client.send(&d, &mut wbuf);
     }
@@ -156,6 +121,73 @@ where
         abnormal: exit.notify || exit.reason == ReasonCode::UnspecifiedError,
     });
     tracing::debug!(client_id = &*client.client_id, reason = ?exit.reason, "connection closed");
+}
+
+/// Reads the CONNECT (within the connect timeout) and accepts or refuses
+/// it. Returns the attached client, whether its CONNACK went into `wbuf`,
+/// and the bytes read; `None` when the connection is to close (refused,
+/// timed out, shut down).
+#[allow(clippy::too_many_arguments)]
+async fn handshake<S: AsyncRead + AsyncWrite + Unpin>(
+    broker: &Broker,
+    stream: &mut S,
+    rbuf: &mut BytesMut,
+    wbuf: &mut BytesMut,
+    kick: &Kick,
+    info: &ConnectionInfo,
+    conn_id: u64,
+    waker: &Arc<Notify>,
+) -> Option<(Client, Result<(), Exit>, u64)> {
+    let inner = &*broker.inner;
+    let max_in = inner.config.max_packet_size as usize;
+    let mut first_bytes = 0u64;
+    let first = tokio::select! {
+        biased;
+        // Shutdown: nothing is attached yet, just close.
+        _ = kick.recv() => return None,
+        r = tokio::time::timeout(
+            inner.config.connect_timeout,
+            read_first(stream, rbuf, max_in, &mut first_bytes),
+        ) => r,
+    };
+    let connect_packet = match first {
+        Err(_) => {
+            tracing::debug!(?info.remote_addr, "no CONNECT within the connect timeout");
+            return None;
+        }
+        Ok(Err(FirstError::Closed)) => return None,
+        Ok(Err(FirstError::Codec(e, level))) => {
+            refuse_bad_connect(stream, &e, level).await;
+            return None;
+        }
+        Ok(Ok(Packet::Connect(c))) => c,
+        Ok(Ok(_)) => {
+            tracing::debug!(?info.remote_addr, "first packet is not CONNECT");
+            return None;
+        }
+    };
+    let protocol = connect_packet.protocol;
+    let accepted = tokio::select! {
+        biased;
+        // Shutdown while the authentication hook runs: `connect` attaches
+        // nothing before its only await, so dropping it is clean.
+        _ = kick.recv() => return None,
+        r = connect(broker, *connect_packet, info, conn_id, waker.clone()) => r,
+    };
+    match accepted {
+        Ok((mut client, connack)) => {
+            let sent = client.send(&Packet::ConnAck(connack), wbuf);
+            Some((client, sent, first_bytes))
+        }
+        Err(refused) => {
+            let mut buf = BytesMut::new();
+            if encode(&Packet::ConnAck(*refused), protocol, &mut buf).is_ok() {
+                let _ =
+                    tokio::time::timeout(CLOSE_WRITE_TIMEOUT, write_and_close(stream, &buf)).await;
+            }
+            None
+        }
+    }
 }
 
 enum FirstError {
@@ -262,7 +294,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     rbuf: &mut BytesMut,
     wbuf: &mut BytesMut,
-    mut kicks: mpsc::Receiver<ReasonCode>,
+    kick: &Kick,
     waker: &Notify,
 ) -> Exit {
     let max_in = client.broker.config().max_packet_size as usize;
@@ -272,7 +304,9 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     }
     // A PUBLISH over the client's rate, waiting for tokens (Throttle): the
     // socket is not read meanwhile.
-    let mut held: Option<Held> = None;
+    // Boxed: a `Packet` is some 500 bytes, rarely held, and the task's
+    // state lives as long as the connection.
+    let mut held: Option<Box<Held>> = None;
     // Packets that arrived in the same read as CONNECT are already here.
     let mut missing = 0;
     if let Err(exit) = handle_buffered(
@@ -287,9 +321,12 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         return exit;
     }
     let mut notified = pin!(waker.notified());
+    let mut kicked = pin!(kick.recv());
     let keepalive_on = client.keepalive.deadline().is_some();
     let mut timer = pin!(tokio::time::sleep_until(timer_deadline(client)));
-    let mut resume = pin!(tokio::time::sleep_until(tokio::time::Instant::now()));
+    // Created the first time the rate limit holds a packet: most
+    // connections never need it, and it is 112 bytes of task state.
+    let mut resume: Option<Pin<Box<tokio::time::Sleep>>> = None;
     let mut resume_armed: Option<Instant> = None;
     let mut more = true;
     let mut needs_flush = false;
@@ -312,17 +349,19 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         let throttled = held.is_some();
         if let Some(h) = &held {
             if resume_armed != Some(h.until) {
-                resume
-                    .as_mut()
-                    .reset(tokio::time::Instant::from_std(h.until));
+                let at = tokio::time::Instant::from_std(h.until);
+                match resume.as_mut() {
+                    Some(r) => r.as_mut().reset(at),
+                    None => resume = Some(Box::pin(tokio::time::sleep_until(at))),
+                }
                 resume_armed = Some(h.until);
             }
         }
         // Not while too many acknowledgements wait for the store.
         let can_read = wbuf.len() < WRITE_HIGH && !throttled && client.may_read();
         let wake = poll_fn(|cx| {
-            if let Poll::Ready(kick) = kicks.poll_recv(cx) {
-                return Poll::Ready(Wake::Kick(kick.unwrap_or(ReasonCode::ServerShuttingDown)));
+            if let Poll::Ready(reason) = kicked.as_mut().poll(cx) {
+                return Poll::Ready(Wake::Kick(reason));
             }
             if !wbuf.is_empty() {
                 if let Poll::Ready(r) = buffers::poll_write(stream, cx, wbuf) {
@@ -349,8 +388,10 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             if keepalive_on && !throttled && timer.as_mut().poll(cx).is_ready() {
                 return Poll::Ready(Wake::Timer);
             }
-            if throttled && resume.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Wake::Resume);
+            if let Some(r) = resume.as_mut().filter(|_| throttled) {
+                if r.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Resume);
+                }
             }
             Poll::Pending
         })
@@ -445,7 +486,7 @@ fn handle_buffered(
     protocol: Protocol,
     max_in: usize,
     missing: &mut usize,
-    held: &mut Option<Held>,
+    held: &mut Option<Box<Held>>,
 ) -> Result<(), Exit> {
     let now = Instant::now();
     if let Some(h) = held.take() {
@@ -479,13 +520,32 @@ fn admit(
     packet: Packet,
     now: Instant,
     wbuf: &mut BytesMut,
-    held: &mut Option<Held>,
+    held: &mut Option<Box<Held>>,
 ) -> Result<bool, Exit> {
     match client.admit(&packet, now)? {
         None => client.handle(packet, now, wbuf).map(|()| true),
         Some(until) => {
-            *held = Some(Held { packet, until });
+            *held = Some(Box::new(Held { packet, until }));
             Ok(false)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The connection task lives as long as the connection, and its state
+    /// is most of what an idle connection costs: keep it small (the
+    /// handshake is boxed, rarely used state is boxed, no temporaries
+    /// across the long await).
+    #[test]
+    fn connection_task_state_stays_small() {
+        let broker = Broker::new(crate::BrokerConfig::default());
+        let (a, _b) = tokio::io::duplex(64);
+        let info = ConnectionInfo::new(None, "t", crate::Transport::Tcp);
+        let fut = run(broker, a, info);
+        let size = std::mem::size_of_val(&fut);
+        assert!(size <= 1600, "connection future is {size} bytes");
     }
 }

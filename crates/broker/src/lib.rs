@@ -22,6 +22,7 @@ mod event;
 mod hooks;
 pub mod index;
 mod keepalive;
+mod kick;
 mod message;
 mod outgoing;
 mod persist;
