@@ -35,6 +35,13 @@ impl Commit {
         }
     }
 
+    /// A commit that resolves when the returned [`Completer`] says so: for
+    /// `Store` implementations outside this crate (and tests).
+    pub fn pending() -> (Completer, Commit) {
+        let (waiter, commit) = Commit::channel();
+        (Completer(waiter), commit)
+    }
+
     pub(crate) fn channel() -> (Waiter, Commit) {
         let (tx, rx) = oneshot::channel();
         (
@@ -64,6 +71,17 @@ impl Commit {
                 Err(oneshot::error::TryRecvError::Closed) => Some(Err(CommitError::Closed)),
             },
         }
+    }
+}
+
+/// Resolves the [`Commit`] made with it by [`Commit::pending`]; dropping it
+/// unused resolves that commit to [`CommitError::Closed`].
+#[derive(Debug)]
+pub struct Completer(Waiter);
+
+impl Completer {
+    pub fn complete(self, result: Result<(), CommitError>) {
+        let _ = self.0.send(result);
     }
 }
 

@@ -40,7 +40,7 @@ pub mod time;
 mod tx;
 
 pub use codec::FORMAT_VERSION;
-pub use commit::Commit;
+pub use commit::{Commit, Completer};
 pub use config::{FsyncPolicy, StoreConfig, UnknownPolicy};
 pub use disk::check::{check, info, repair, CheckReport, RepairReport, TableCounts};
 pub use disk::{db_file, DiskStore, FaultSwitch};

@@ -1,0 +1,357 @@
+//! The broker with a store: acknowledgements wait for durability, stored
+//! sessions get a message only once it is durable, the hot path of QoS 0
+//! and clean sessions never touches the store, one store batch per
+//! publish, and store failures (write errors, a full store) answered
+//! without stopping the broker.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{connect_packet, Raw, WAIT};
+use midge_broker::{AllowAll, Broker, BrokerConfig, ConnectionInfo, Transport};
+use midge_proto::{Packet, Protocol, QoS, ReasonCode};
+use midge_store::{
+    Batch, Commit, Completer, DiskStore, FaultSwitch, MemoryStore, Recovered, Store, StoreConfig,
+    StoreError, StoreStats,
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+static BIG: [u8; 1000] = [b'x'; 1000];
+
+/// Serves `broker` on 127.0.0.1:0 until the token is cancelled.
+async fn serve(broker: Broker) -> (SocketAddr, CancellationToken) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let token = CancellationToken::new();
+    broker.spawn_background(token.clone());
+    let stop = token.clone();
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                r = listener.accept() => {
+                    let Ok((stream, peer)) = r else { continue };
+                    let b = broker.clone();
+                    tokio::spawn(async move {
+                        let info = ConnectionInfo::new(Some(peer), "test", Transport::Tcp);
+                        b.handle_connection(stream, info).await;
+                    });
+                }
+            }
+        }
+    });
+    (addr, token)
+}
+
+fn with_store(store: Arc<dyn Store>) -> Broker {
+    let config = BrokerConfig {
+        sys_interval: Duration::ZERO,
+        ..BrokerConfig::default()
+    };
+    Broker::with_store(config, Arc::new(AllowAll), store).expect("store loads")
+}
+
+/// A v5 session kept for 300 s after its connection.
+async fn persistent(addr: SocketAddr, id: &str) -> Raw {
+    let mut c = connect_packet(Protocol::V5, id, false);
+    c.properties.session_expiry_interval = Some(300);
+    let (r, ack) = Raw::connect_with(addr, c).await;
+    assert_eq!(ack.reason, ReasonCode::Success);
+    r
+}
+
+async fn offline_subscriber(addr: SocketAddr, id: &str, filter: &str) {
+    let mut s = persistent(addr, id).await;
+    s.subscribe(1, filter, QoS::AtLeastOnce).await;
+    s.disconnect(ReasonCode::Success).await;
+    assert!(s.expect_close().await.is_empty());
+}
+
+/// The next PUBACK/PUBREC's reason, within `wait` (`None`: nothing came).
+async fn ack_within(r: &mut Raw, wait: Duration) -> Option<(u16, ReasonCode)> {
+    match r.recv_within(wait).await {
+        Err(()) => None,
+        Ok(Some(Packet::PubAck(a))) | Ok(Some(Packet::PubRec(a))) => Some((a.pkid, a.reason)),
+        Ok(other) => panic!("expected an acknowledgement, got {other:?}"),
+    }
+}
+
+/// A store whose commits resolve only when the test says so (once
+/// `close`d; before, at once).
+#[derive(Debug, Default)]
+struct GatedStore {
+    inner: MemoryStore,
+    closed: AtomicBool,
+    held: Mutex<Vec<Completer>>,
+}
+
+impl GatedStore {
+    fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+    }
+
+    fn held(&self) -> usize {
+        self.held.lock().map(|h| h.len()).unwrap_or(0)
+    }
+
+    fn release(&self) {
+        let held: Vec<Completer> = self
+            .held
+            .lock()
+            .map(|mut h| h.drain(..).collect())
+            .unwrap_or_default();
+        for c in held {
+            c.complete(Ok(()));
+        }
+    }
+}
+
+impl Store for GatedStore {
+    fn submit(&self, batch: Batch) -> Commit {
+        let applied = self.inner.submit(batch).wait();
+        assert_eq!(applied, Ok(()));
+        if !self.closed.load(Ordering::SeqCst) {
+            return Commit::ready(applied);
+        }
+        let (completer, commit) = Commit::pending();
+        if let Ok(mut h) = self.held.lock() {
+            h.push(completer);
+        }
+        commit
+    }
+    fn submit_detached(&self, batch: Batch) {
+        self.inner.submit_detached(batch);
+    }
+    fn sync(&self) -> Commit {
+        self.inner.sync()
+    }
+    fn load_at(&self, now_ms: u64) -> Result<Recovered, StoreError> {
+        self.inner.load_at(now_ms)
+    }
+    fn next_message_id(&self) -> u64 {
+        self.inner.next_message_id()
+    }
+    fn next_seq(&self) -> u64 {
+        self.inner.next_seq()
+    }
+    fn stats(&self) -> StoreStats {
+        self.inner.stats()
+    }
+    fn name(&self) -> &'static str {
+        "gated"
+    }
+}
+
+#[tokio::test]
+async fn puback_and_stored_deliveries_wait_for_the_commit() {
+    let store = Arc::new(GatedStore::default());
+    let broker = with_store(store.clone());
+    let (addr, stop) = serve(broker).await;
+    // An online persistent subscriber and an online clean one.
+    let mut stored_sub = persistent(addr, "stored-sub").await;
+    stored_sub.subscribe(1, "g/t", QoS::AtLeastOnce).await;
+    let (mut clean_sub, _) = Raw::connect(addr, Protocol::V5, "clean-sub", true).await;
+    clean_sub.subscribe(1, "g/t", QoS::AtLeastOnce).await;
+    store.close();
+
+    let (mut publisher, _) = Raw::connect(addr, Protocol::V5, "pub", true).await;
+    publisher
+        .publish("g/t", b"held", QoS::AtLeastOnce, false, 9)
+        .await;
+    // The clean session needs no store: it has the message at once.
+    let m = clean_sub.recv_publish().await;
+    assert_eq!(&m.payload[..], b"held");
+    // No PUBACK, and nothing for the stored session, while the commit is
+    // out.
+    assert_eq!(
+        ack_within(&mut publisher, Duration::from_millis(300)).await,
+        None
+    );
+    stored_sub.expect_nothing(Duration::from_millis(100)).await;
+    assert_eq!(store.held(), 1, "one batch for the publish");
+    store.release();
+    assert_eq!(
+        ack_within(&mut publisher, WAIT).await,
+        Some((9, ReasonCode::Success))
+    );
+    let m = stored_sub.recv_publish().await;
+    assert_eq!(&m.payload[..], b"held");
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn pubacks_keep_publish_order_when_only_some_wait() {
+    let store = Arc::new(GatedStore::default());
+    let broker = with_store(store.clone());
+    let (addr, stop) = serve(broker).await;
+    offline_subscriber(addr, "stored-sub", "o/stored").await;
+    store.close();
+    let (mut publisher, _) = Raw::connect(addr, Protocol::V5, "pub", true).await;
+    // 1 needs the store, 2 does not: 2's PUBACK still goes after 1's.
+    publisher
+        .publish("o/stored", b"a", QoS::AtLeastOnce, false, 1)
+        .await;
+    publisher
+        .publish("o/nobody", b"b", QoS::AtLeastOnce, false, 2)
+        .await;
+    assert_eq!(
+        ack_within(&mut publisher, Duration::from_millis(300)).await,
+        None
+    );
+    store.release();
+    assert_eq!(ack_within(&mut publisher, WAIT).await.map(|a| a.0), Some(1));
+    assert_eq!(ack_within(&mut publisher, WAIT).await.map(|a| a.0), Some(2));
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn qos0_and_clean_sessions_never_touch_the_store() {
+    let store = Arc::new(MemoryStore::new(&StoreConfig::default()));
+    let broker = with_store(store.clone());
+    let (addr, stop) = serve(broker).await;
+    let (mut sub, _) = Raw::connect(addr, Protocol::V5, "clean-sub", true).await;
+    sub.subscribe(1, "c/#", QoS::ExactlyOnce).await;
+    let (mut publisher, _) = Raw::connect(addr, Protocol::V5, "clean-pub", true).await;
+    for (i, qos) in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
+        .into_iter()
+        .enumerate()
+    {
+        publisher
+            .publish("c/t", b"x", qos, false, i as u16 + 1)
+            .await;
+        let m = sub.recv_publish().await;
+        assert_eq!(m.qos, qos);
+    }
+    // A persistent session that only gets QoS 0 stores its session, not
+    // the messages.
+    let mut p0 = persistent(addr, "qos0-sub").await;
+    p0.subscribe(1, "z/t", QoS::AtMostOnce).await;
+    let before = store.stats();
+    publisher
+        .publish("z/t", b"y", QoS::AtLeastOnce, false, 9)
+        .await;
+    assert_eq!(p0.recv_publish().await.qos, QoS::AtMostOnce);
+    assert_eq!(store.stats().batches, before.batches);
+    assert_eq!(store.stats().messages, 0, "no message body ever stored");
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn one_store_batch_per_publish_for_all_stored_sessions() {
+    let store = Arc::new(MemoryStore::new(&StoreConfig::default()));
+    let broker = with_store(store.clone());
+    let (addr, stop) = serve(broker).await;
+    for id in ["s1", "s2", "s3"] {
+        offline_subscriber(addr, id, "fan/#").await;
+    }
+    let (mut publisher, _) = Raw::connect(addr, Protocol::V5, "pub", true).await;
+    let before = store.stats();
+    publisher
+        .publish("fan/t", b"to three", QoS::AtLeastOnce, false, 1)
+        .await;
+    assert_eq!(
+        ack_within(&mut publisher, WAIT).await,
+        Some((1, ReasonCode::Success))
+    );
+    let after = store.stats();
+    assert_eq!(after.batches - before.batches, 1);
+    assert_eq!(after.ops - before.ops, 3, "three queue entries");
+    assert_eq!(after.messages, 1, "the body stored once");
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn write_failures_are_refused_and_the_broker_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let faults = FaultSwitch::new();
+    let store = DiskStore::open_with_faults(dir.path(), StoreConfig::default(), faults.clone())
+        .expect("open");
+    let broker = with_store(Arc::new(store));
+    let (addr, stop) = serve(broker.clone()).await;
+    offline_subscriber(addr, "sub", "f/t").await;
+    let (mut v5, _) = Raw::connect(addr, Protocol::V5, "pub5", true).await;
+    v5.publish("f/t", b"before", QoS::AtLeastOnce, false, 1)
+        .await;
+    assert_eq!(
+        ack_within(&mut v5, WAIT).await,
+        Some((1, ReasonCode::Success))
+    );
+
+    faults.set(true);
+    v5.publish("f/t", b"failed", QoS::AtLeastOnce, false, 2)
+        .await;
+    assert_eq!(
+        ack_within(&mut v5, WAIT).await,
+        Some((2, ReasonCode::UnspecifiedError))
+    );
+    v5.publish("f/t", b"failed2", QoS::ExactlyOnce, false, 3)
+        .await;
+    assert_eq!(
+        ack_within(&mut v5, WAIT).await,
+        Some((3, ReasonCode::UnspecifiedError))
+    );
+    // 3.1.1 has no way to say no: closed without PUBACK.
+    let (mut v3, _) = Raw::connect(addr, Protocol::V3_1_1, "pub3", true).await;
+    v3.publish("f/t", b"failed3", QoS::AtLeastOnce, false, 1)
+        .await;
+    assert!(v3.expect_close().await.is_empty(), "no PUBACK");
+    let d = broker.durability().expect("a store");
+    assert!(d.write_failures >= 3, "{d:?}");
+
+    faults.set(false);
+    // The QoS 2 id was released: the client's retry is a new message.
+    v5.publish("f/t", b"after", QoS::ExactlyOnce, false, 3)
+        .await;
+    assert_eq!(
+        ack_within(&mut v5, WAIT).await,
+        Some((3, ReasonCode::Success))
+    );
+    let mut s = persistent(addr, "sub").await;
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let m = s.recv_publish().await;
+        got.push(String::from_utf8_lossy(&m.payload).into_owned());
+        if m.qos == QoS::AtLeastOnce {
+            s.puback(m.pkid).await;
+        } else {
+            s.send(&Packet::PubRec(midge_proto::PubResp::new(m.pkid)))
+                .await;
+        }
+    }
+    assert_eq!(
+        got,
+        vec!["before", "after"],
+        "refused messages reach no stored session"
+    );
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_refused_commit_answers_quota_exceeded() {
+    // Room for a session and its subscription, not for a 1000-byte message.
+    let store = Arc::new(MemoryStore::new(&StoreConfig {
+        max_store_bytes: 600,
+        ..StoreConfig::default()
+    }));
+    let broker = with_store(store);
+    let (addr, stop) = serve(broker.clone()).await;
+    offline_subscriber(addr, "sub", "q/t").await;
+    let (mut v5, _) = Raw::connect(addr, Protocol::V5, "pub", true).await;
+    v5.publish("q/t", &BIG, QoS::AtLeastOnce, false, 1).await;
+    assert_eq!(
+        ack_within(&mut v5, WAIT).await,
+        Some((1, ReasonCode::QuotaExceeded))
+    );
+    assert_eq!(broker.durability().map(|d| d.refused_full), Some(1));
+    // QoS 0 still flows.
+    let (mut c, _) = Raw::connect(addr, Protocol::V5, "watch", true).await;
+    c.subscribe(1, "q/t", QoS::AtMostOnce).await;
+    v5.publish("q/t", b"y", QoS::AtMostOnce, false, 0).await;
+    assert_eq!(&c.recv_publish().await.payload[..], b"y");
+    stop.cancel();
+}
