@@ -97,6 +97,11 @@ struct Messages {
     /// Topic prefix (default: midge-bench/<unique run tag>).
     #[arg(long)]
     topic_prefix: Option<String>,
+    /// Subscribers keep their sessions (clean start off; 5.0: Session
+    /// Expiry Interval 300 s), so that a durable broker stores their
+    /// messages.
+    #[arg(long)]
+    persistent: bool,
 }
 
 #[derive(Debug, Args)]
@@ -268,6 +273,7 @@ fn with_messages(scenario: Scenario, m: &Messages) -> BenchConfig {
     c.drain = m.drain;
     c.stall_after = m.stall_after;
     c.topic_prefix = m.topic_prefix.clone();
+    c.persistent_subscribers = m.persistent;
     c
 }
 
@@ -346,6 +352,9 @@ mod tests {
         assert_eq!(c.max_undelivered, 5_000);
         assert_eq!(c.duration, Duration::from_secs(2));
         assert!(p.json && p.quiet && !c.progress);
+        assert!(!c.persistent_subscribers);
+        let p = parse(args("fan-in -q 1 --persistent")).unwrap();
+        assert!(p.config.persistent_subscribers);
     }
 
     #[test]

@@ -31,6 +31,9 @@ pub struct ClientOptions {
     /// Keep alive in seconds; 0 disables it (the broker then never expects
     /// a PINGREQ, which suits clients that run for a bounded time).
     pub keep_alive: u16,
+    /// Keep the session after the connection (clean start off; 5.0 with a
+    /// Session Expiry Interval of [`crate::config::PERSISTENT_EXPIRY`]).
+    pub persistent: bool,
 }
 
 /// The reading side of a connection: socket half plus its buffer.
@@ -105,7 +108,7 @@ pub struct Conn {
 }
 
 impl Conn {
-    /// Opens TCP, sends CONNECT (clean session) and waits for a successful
+    /// Opens TCP, sends CONNECT (clean session unless `opts.persistent`) and waits for a successful
     /// CONNACK. The caller bounds the time.
     pub async fn connect(
         addr: SocketAddr,
@@ -131,15 +134,19 @@ impl Conn {
             protocol: opts.protocol,
             receive_maximum: None,
         };
+        let mut properties = Properties::default();
+        if opts.persistent && opts.protocol.is_v5() {
+            properties.session_expiry_interval = Some(crate::config::PERSISTENT_EXPIRY);
+        }
         let connect = Packet::Connect(Box::new(Connect {
             protocol: opts.protocol,
-            clean_start: true,
+            clean_start: !opts.persistent,
             keep_alive: opts.keep_alive,
             client_id: ByteString::from(client_id),
             will: None,
             username: None,
             password: None,
-            properties: Properties::default(),
+            properties,
         }));
         conn.send(&connect).await?;
         match conn.reader.next().await? {

@@ -80,6 +80,10 @@ pub struct BenchConfig {
     pub topic_prefix: Option<String>,
     /// Limit on connecting (and subscribing) all clients of the run.
     pub connect_timeout: Duration,
+    /// Subscribers keep their session (clean start off; 5.0: Session Expiry
+    /// Interval [`PERSISTENT_EXPIRY`]), so that a durable broker stores
+    /// what they are sent.
+    pub persistent_subscribers: bool,
 
     /// conn: connections to open.
     pub connections: usize,
@@ -94,6 +98,10 @@ pub struct BenchConfig {
     /// conn: keep the connections open this much longer.
     pub hold: Duration,
 }
+
+/// Session Expiry Interval of persistent subscribers (5.0), seconds: their
+/// sessions do not pile up in the broker for long after the run.
+pub const PERSISTENT_EXPIRY: u32 = 300;
 
 impl BenchConfig {
     /// The defaults of `scenario`.
@@ -126,6 +134,7 @@ impl BenchConfig {
             stall_after: Duration::from_secs(1),
             topic_prefix: None,
             connect_timeout: Duration::from_secs(20),
+            persistent_subscribers: false,
             connections: 1_000,
             conn_rate: 1_000.0,
             concurrency: 100,

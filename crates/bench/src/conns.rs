@@ -100,6 +100,7 @@ pub async fn conn(
     let opts = ClientOptions {
         protocol: cfg.protocol,
         keep_alive: cfg.keep_alive,
+        persistent: false,
     };
     let tally = Arc::new(Tally::default());
     let release = CancellationToken::new();

@@ -136,6 +136,11 @@ pub async fn traffic(
         // Data clients live for a bounded run and talk constantly; without
         // keep alive no PINGREQ has to be fitted between batches.
         keep_alive: 0,
+        persistent: false,
+    };
+    let sub_opts = ClientOptions {
+        persistent: cfg.persistent_subscribers,
+        ..opts
     };
 
     progress.set(format!("connecting {} subscribers", sub_shapes.len()));
@@ -146,7 +151,7 @@ pub async fn traffic(
             .collect(),
         sub_shapes.iter().map(|s| Some(s.filter.clone())).collect(),
         cfg.qos,
-        opts,
+        sub_opts,
         cfg.connect_timeout,
     )
     .await?;
