@@ -44,6 +44,16 @@ pub(crate) async fn authenticate(
     info: &ConnectionInfo,
 ) -> AuthDecision {
     let inner = &broker.inner;
+    let req = AuthRequest {
+        client_id: &creds.client_id,
+        username: creds.username.as_deref(),
+        password: creds.password.as_deref(),
+        info,
+        protocol: creds.protocol,
+    };
+    if !inner.hooks.authenticate_may_block(&req) {
+        return inner.hooks.authenticate(&req);
+    }
     let hooks = inner.hooks.clone();
     let permits = inner.auth_permits.clone();
     let info = info.clone();

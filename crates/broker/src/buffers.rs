@@ -91,9 +91,10 @@ pub(crate) fn poll_write<S: AsyncWrite + Unpin>(
 }
 
 /// Frees `buf`'s memory if it holds no data: an idle connection keeps no
-/// buffer.
+/// buffer. (An empty buffer with no room left may still share the
+/// allocation of a read whose packets are all gone: dropped too.)
 pub(crate) fn release_if_empty(buf: &mut BytesMut) {
-    if buf.is_empty() && buf.capacity() > 0 {
+    if buf.is_empty() {
         *buf = BytesMut::new();
     }
 }

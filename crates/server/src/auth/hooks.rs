@@ -141,6 +141,19 @@ impl AuthHooks {
 }
 
 impl Hooks for AuthHooks {
+    /// Only a password hash to verify is slow; every other answer (trusted
+    /// internal session, certificate identity, anonymous, no password file)
+    /// is immediate and runs on the connection's task.
+    fn authenticate_may_block(&self, req: &AuthRequest<'_>) -> bool {
+        let trusted_internal = req.info.transport == Transport::Internal
+            && req.password.is_none()
+            && req.username.is_some();
+        !trusted_internal
+            && req.info.tls_identity.is_none()
+            && req.username.is_some()
+            && self.state.read().passwords.is_some()
+    }
+
     fn authenticate(&self, req: &AuthRequest<'_>) -> AuthDecision {
         // Internal sessions are opened in-process by the web doors (HTTP
         // API, SSE, long polling, Socket.IO) and cannot come from the

@@ -320,3 +320,31 @@ fn failures_are_logged_without_the_password() {
         "password leaked into the log: {log}"
     );
 }
+
+fn request<'a>(
+    info: &'a ConnectionInfo,
+    user: Option<&'a str>,
+    pass: Option<&'a str>,
+) -> AuthRequest<'a> {
+    AuthRequest {
+        client_id: "client-1",
+        username: user,
+        password: pass.map(str::as_bytes),
+        info,
+        protocol: Protocol::V3_1_1,
+    }
+}
+
+#[test]
+fn only_a_password_check_may_block() {
+    let req = request;
+    let tcp = info("192.0.2.10:5000");
+    let internal = ConnectionInfo::new(None, "http", Transport::Internal);
+    let with_file = Fixture::new(Some(&format!("alice:{PASS_6}\n")), None).hooks();
+    assert!(with_file.authenticate_may_block(&req(&tcp, Some("alice"), Some("pass"))));
+    assert!(with_file.authenticate_may_block(&req(&tcp, Some("alice"), None)));
+    assert!(!with_file.authenticate_may_block(&req(&tcp, None, None)));
+    assert!(!with_file.authenticate_may_block(&req(&internal, Some("alice"), None)));
+    let no_file = Fixture::new(None, Some("topic read #\n")).hooks();
+    assert!(!no_file.authenticate_may_block(&req(&tcp, Some("alice"), Some("pass"))));
+}
