@@ -8,19 +8,20 @@ use std::collections::HashMap;
 use bytestring::ByteString;
 use midge_proto::ReasonCode;
 
+/// A table created on first use: most connections never use aliases, and
+/// an empty `HashMap` with its hasher keys is 64 bytes of every connection.
+type Table<K, V> = Option<Box<HashMap<K, V, ahash::RandomState>>>;
+
 #[derive(Debug, Default)]
 pub struct TopicAliases {
     max: u16,
-    table: HashMap<u16, ByteString, ahash::RandomState>,
+    table: Table<u16, ByteString>,
 }
 
 impl TopicAliases {
     /// `max` is the Topic Alias Maximum the server advertised.
     pub fn new(max: u16) -> Self {
-        TopicAliases {
-            max,
-            table: HashMap::default(),
-        }
+        TopicAliases { max, table: None }
     }
 
     /// The topic a PUBLISH is for, given its topic field and Topic Alias:
@@ -43,11 +44,14 @@ impl TopicAliases {
         if topic.is_empty() {
             return self
                 .table
-                .get(&alias)
+                .as_ref()
+                .and_then(|t| t.get(&alias))
                 .cloned()
                 .ok_or(ReasonCode::ProtocolError);
         }
-        self.table.insert(alias, topic.clone());
+        self.table
+            .get_or_insert_with(Box::default)
+            .insert(alias, topic.clone());
         Ok(topic.clone())
     }
 }
@@ -70,16 +74,13 @@ pub enum OutAlias {
 #[derive(Debug, Default)]
 pub struct OutboundAliases {
     max: u16,
-    table: HashMap<ByteString, u16, ahash::RandomState>,
+    table: Table<ByteString, u16>,
 }
 
 impl OutboundAliases {
     /// `max` is the Topic Alias Maximum the client sent (0 = none).
     pub fn new(max: u16) -> Self {
-        OutboundAliases {
-            max,
-            table: HashMap::default(),
-        }
+        OutboundAliases { max, table: None }
     }
 
     /// What to send for `topic`; nothing is recorded yet.
@@ -87,12 +88,13 @@ impl OutboundAliases {
         if self.max == 0 {
             return OutAlias::None;
         }
-        if let Some(&a) = self.table.get(topic) {
+        if let Some(&a) = self.table.as_ref().and_then(|t| t.get(topic)) {
             return OutAlias::Use(a);
         }
         // Aliases are handed out 1, 2, ... and never unbound, so the next
         // free one is the table's size plus one.
-        match u16::try_from(self.table.len() + 1) {
+        let bound = self.table.as_ref().map_or(0, |t| t.len());
+        match u16::try_from(bound + 1) {
             Ok(next) if next <= self.max => OutAlias::Bind(next),
             _ => OutAlias::None,
         }
@@ -101,7 +103,9 @@ impl OutboundAliases {
     /// Records a `Bind` whose PUBLISH went out.
     pub fn commit(&mut self, topic: &ByteString, plan: OutAlias) {
         if let OutAlias::Bind(a) = plan {
-            self.table.insert(topic.clone(), a);
+            self.table
+                .get_or_insert_with(Box::default)
+                .insert(topic.clone(), a);
         }
     }
 }

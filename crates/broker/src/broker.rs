@@ -181,11 +181,32 @@ impl Broker {
 
     /// Runs one client connection to its end. Generic over the transport so
     /// that TCP, TLS and WebSocket share it.
-    pub async fn handle_connection<S>(&self, stream: S, info: ConnectionInfo)
+    pub fn handle_connection<S>(
+        &self,
+        stream: S,
+        info: ConnectionInfo,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static
     where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        crate::connection::run(self.clone(), stream, info).await;
+        crate::connection::run(self.clone(), stream, Box::new(info), ())
+    }
+
+    /// [`Broker::handle_connection`], holding `guard` (a listener's
+    /// admission permit, say) until the connection ends. Spawn the returned
+    /// future as it is: wrapping it in an `async` block that also holds the
+    /// guard would keep a second copy of its arguments in the task.
+    pub fn handle_connection_with<S, G>(
+        &self,
+        stream: S,
+        info: ConnectionInfo,
+        guard: G,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        G: Send + 'static,
+    {
+        crate::connection::run(self.clone(), stream, Box::new(info), guard)
     }
 
     /// Spawns the timers (`$SYS`, will delay, session expiry, retained

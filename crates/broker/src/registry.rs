@@ -63,7 +63,7 @@ impl Inner {
                     ended = Some(old);
                 } else {
                     st.owner = Some(a.owner.clone());
-                    st.will = a.will.clone();
+                    st.will = a.will.clone().map(Box::new);
                     st.expiry_interval = a.expiry;
                     st.expires_at = None;
                     st.protocol = a.protocol;
@@ -86,7 +86,7 @@ impl Inner {
                     {
                         let mut st = s.state.lock();
                         st.owner = Some(a.owner);
-                        st.will = a.will;
+                        st.will = a.will.map(Box::new);
                         st.expiry_interval = a.expiry;
                         st.peer = Some(a.peer);
                     }
@@ -178,7 +178,7 @@ impl Inner {
             self.end_session(session);
         } else {
             let sent = will.as_ref().filter(|_| publish_will);
-            self.persist_detached(session, sent.map(|w| (w, w.delay.min(expiry))));
+            self.persist_detached(session, sent.map(|w| (&**w, w.delay.min(expiry))));
         }
         let Some(w) = will.filter(|_| publish_will) else {
             return;

@@ -70,11 +70,12 @@ pub async fn serve_tcp(acceptor: Acceptor, broker: Broker) {
             transport: Transport::Tcp,
             tls_identity: None,
         };
-        let broker = broker.clone();
-        acceptor.tracker.spawn(async move {
-            broker.handle_connection(stream, info).await;
-            drop(permit);
-        });
+        // Spawned as it is, the permit inside: an `async` block around it
+        // would keep a second copy of the stream and info for the
+        // connection's whole life.
+        acceptor
+            .tracker
+            .spawn(broker.handle_connection_with(stream, info, permit));
     }
 }
 

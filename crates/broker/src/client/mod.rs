@@ -76,7 +76,9 @@ pub(crate) struct Client {
     scratch: Scratch,
     pending: Vec<Outgoing>,
     /// Publish rate limits, when configured.
-    limiter: Option<PublishLimiter>,
+    // Boxed: most clients have no rate limit, and the client lives in the
+    // connection task's state for the connection's whole life.
+    limiter: Option<Box<PublishLimiter>>,
     pub tally: Tally,
     /// Acknowledgements waiting for store commits (`persist/acks.rs`).
     pub(crate) deferred: Deferred,
@@ -127,7 +129,7 @@ impl Client {
         } else {
             0
         });
-        let limiter = PublishLimiter::new(cfg, now);
+        let limiter = PublishLimiter::new(cfg, now).map(Box::new);
         Client {
             broker,
             session,

@@ -72,7 +72,9 @@ pub struct SessionState {
     /// Session Expiry Interval in seconds (u32::MAX = never).
     pub expiry_interval: u32,
     pub owner: Option<Owner>,
-    pub will: Option<WillState>,
+    /// Boxed: a will is some 500 bytes and most sessions have none; the
+    /// state of every session stays in memory.
+    pub will: Option<Box<WillState>>,
     /// When an offline session expires (None while online or never).
     pub expires_at: Option<std::time::Instant>,
     /// Set once the session is over; late deliveries are ignored.
