@@ -64,6 +64,20 @@ impl SysState {
             ("publish/messages/sent".into(), s.publish_sent.to_string()),
             ("subscriptions/count".into(), s.subscriptions.to_string()),
         ];
+        if let Some(d) = broker.durability() {
+            out.extend([
+                ("store/engine".into(), d.engine.to_owned()),
+                ("store/bytes".into(), d.store.bytes.to_string()),
+                ("store/commits".into(), d.store.commits.to_string()),
+                ("store/backlog".into(), d.store.backlog.to_string()),
+                ("store/refused/full".into(), d.refused_full.to_string()),
+                ("store/write/failures".into(), d.write_failures.to_string()),
+                (
+                    "store/dropped/queue_full".into(),
+                    d.store.dropped_queue_full.to_string(),
+                ),
+            ]);
+        }
         let loads: [(&str, &mut Load, u64); 8] = [
             (
                 "messages/received",

@@ -355,3 +355,20 @@ async fn a_refused_commit_answers_quota_exceeded() {
     assert_eq!(&c.recv_publish().await.payload[..], b"y");
     stop.cancel();
 }
+
+#[tokio::test]
+async fn sys_topics_report_the_store() {
+    let store = Arc::new(MemoryStore::new(&StoreConfig::default()));
+    let config = BrokerConfig {
+        sys_interval: Duration::from_secs(1),
+        ..BrokerConfig::default()
+    };
+    let broker = Broker::with_store(config, Arc::new(AllowAll), store).expect("loads");
+    let (addr, stop) = serve(broker).await;
+    let (mut s, _) = Raw::connect(addr, Protocol::V5, "sys", true).await;
+    s.subscribe(1, "$SYS/broker/store/engine", QoS::AtMostOnce)
+        .await;
+    let m = s.recv_publish().await;
+    assert_eq!(&m.payload[..], b"memory");
+    stop.cancel();
+}
