@@ -1,54 +1,67 @@
 //! Telling a connection task to close (takeover, shutdown, administrative
-//! disconnect) with a reason. One small allocation per connection: a
-//! `Notify` and the first reason given. (A bounded channel did the same job
-//! with a cache-padded half kilobyte per connection.)
+//! disconnect) with a reason. The kick shares the connection's waker (the
+//! `Notify` its session rings when messages are queued), so a connection
+//! waits on one notification for both, and a kick costs one small
+//! allocation: the reason. (A bounded channel did this job with a
+//! cache-padded half kilobyte per connection.)
 
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
 
 use midge_proto::ReasonCode;
-use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-#[derive(Debug, Default)]
-struct Inner {
-    notify: Notify,
-    // parking_lot: one byte read or written, never held across an await.
-    reason: Mutex<Option<ReasonCode>>,
+/// Both ends: the broker keeps a clone per live connection to kick it; the
+/// connection checks [`Kick::reason`] whenever its waker fires.
+#[derive(Debug, Clone)]
+pub(crate) struct Kick {
+    waker: Arc<Notify>,
+    /// 0: not kicked; else the reason code plus one. An atomic, so that
+    /// the connection can look at it on every turn of its loop for free.
+    reason: Arc<AtomicU16>,
 }
 
-/// Both ends: the broker keeps a clone per live connection to kick it;
-/// the connection waits on [`Kick::recv`].
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Kick(Arc<Inner>);
-
 impl Kick {
-    pub fn new() -> Kick {
-        Kick::default()
+    /// A kick that rings `waker`, the connection's own.
+    pub fn new(waker: Arc<Notify>) -> Kick {
+        Kick {
+            waker,
+            reason: Arc::default(),
+        }
     }
 
     /// Asks the connection to close with `reason`. The first reason given
     /// wins; later ones are ignored. Never blocks. (Returns a `Result` like
     /// the channel it replaced; it cannot fail.)
     pub fn try_send(&self, reason: ReasonCode) -> Result<(), ReasonCode> {
-        {
-            let mut r = self.0.reason.lock();
-            if r.is_none() {
-                *r = Some(reason);
-            }
-        }
+        let code = u16::from(reason as u8) + 1;
+        // Release: pairs with the Acquire in `reason`.
+        let _ = self
+            .reason
+            .compare_exchange(0, code, Ordering::Release, Ordering::Relaxed);
         // Stores a permit if the connection is not waiting yet: no kick is
         // lost between its checks.
-        self.0.notify.notify_one();
+        self.waker.notify_one();
         Ok(())
     }
 
-    /// Waits until the connection is kicked; returns the reason.
+    /// The reason, once kicked.
+    pub fn reason(&self) -> Option<ReasonCode> {
+        match self.reason.load(Ordering::Acquire) {
+            0 => None,
+            code => u8::try_from(code - 1).ok().and_then(ReasonCode::from_u8),
+        }
+    }
+
+    /// Waits until the connection is kicked; returns the reason. Wake-ups
+    /// for queued messages are consumed on the way: only for use before
+    /// the connection drains its queue (it starts by draining anyway).
     pub async fn recv(&self) -> ReasonCode {
         loop {
-            if let Some(r) = *self.0.reason.lock() {
+            if let Some(r) = self.reason() {
                 return r;
             }
-            self.0.notify.notified().await;
+            self.waker.notified().await;
         }
     }
 }
@@ -58,9 +71,13 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
+    fn kick() -> Kick {
+        Kick::new(Arc::new(Notify::new()))
+    }
+
     #[tokio::test]
     async fn first_reason_wins_and_none_is_lost() {
-        let k = Kick::new();
+        let k = kick();
         let waiting = k.clone();
         let t = tokio::spawn(async move { waiting.recv().await });
         // Kicked before or after the task waits: either way it wakes.
@@ -72,7 +89,7 @@ mod tests {
             .unwrap();
         assert_eq!(got, ReasonCode::SessionTakenOver);
         // Kicked before anybody waits.
-        let k = Kick::new();
+        let k = kick();
         k.try_send(ReasonCode::AdministrativeAction).unwrap();
         let got = tokio::time::timeout(Duration::from_secs(5), k.recv()).await;
         assert_eq!(got.ok(), Some(ReasonCode::AdministrativeAction));
@@ -80,8 +97,11 @@ mod tests {
 
     #[tokio::test]
     async fn not_kicked_keeps_waiting() {
-        let k = Kick::new();
+        let k = kick();
+        // A queue wake-up is not a kick.
+        k.waker.notify_one();
         let r = tokio::time::timeout(Duration::from_millis(50), k.recv()).await;
         assert!(r.is_err());
+        assert_eq!(k.reason(), None);
     }
 }
