@@ -56,81 +56,85 @@ impl Drop for Registration<'_> {
 /// a pointer, not the struct, once the handshake no longer needs it;
 /// `guard` (for example a listener's admission permit) is dropped when the
 /// connection ends.
-pub(crate) async fn run<S, G>(broker: Broker, mut stream: S, info: Box<ConnectionInfo>, guard: G)
+///
+/// An `async` block rather than an `async fn`: the block keeps its
+/// arguments once, as its captures (an `async fn` also moves them into
+/// locals, a second copy in the task's state for the connection's life).
+#[allow(clippy::manual_async_fn)]
+pub(crate) fn run<S, G>(
+    broker: Broker,
+    stream: S,
+    info: Box<ConnectionInfo>,
+    guard: G,
+) -> impl Future<Output = ()> + Send + 'static
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     G: Send + 'static,
 {
-    let _guard = guard;
-    let inner = &*broker.inner;
-    inner.counters.connections.fetch_add(1, Ordering::SeqCst);
-    inner
-        .counters
-        .connections_total
-        .fetch_add(1, Ordering::Relaxed);
-    let conn_id = inner.next_id();
-    // One notification for queued messages and for kicks.
-    let waker = Arc::new(Notify::new());
-    let kick = Kick::new(waker.clone());
-    inner.conns.lock().insert(conn_id, kick.clone());
-    let _registration = Registration { inner, conn_id };
-    if inner.closing.load(Ordering::SeqCst) {
-        return;
-    }
-    // No buffer is allocated before there is something to put in it.
-    let mut rbuf = BytesMut::new();
-    let mut wbuf = BytesMut::new();
-    // Boxed: the handshake's state (a decoded CONNECT with its properties
-    // and will, the CONNACK) is large and must not stay part of the
-    // connection task, which lives as long as the connection.
-    let Some((mut client, sent, first_bytes)) = Box::pin(handshake(
-        &broker,
-        &mut stream,
-        &mut rbuf,
-        &mut wbuf,
-        &kick,
-        &info,
-        conn_id,
-        &waker,
-    ))
-    .await
-    else {
-        return;
-    };
-    drop(info);
-    client.tally.messages_received += 1;
-    client.tally.bytes_received += first_bytes;
-    inner.counters.client_connected();
-    let exit = match sent {
-        Ok(()) => {
-            serve(
-                &mut client,
-                &mut stream,
-                &mut rbuf,
-                &mut wbuf,
-                &kick,
-                &waker,
-            )
-            .await
+    let mut stream = stream;
+    async move {
+        let inner = &*broker.inner;
+        inner.counters.connections.fetch_add(1, Ordering::SeqCst);
+        inner
+            .counters
+            .connections_total
+            .fetch_add(1, Ordering::Relaxed);
+        let conn_id = inner.next_id();
+        // One notification for queued messages and for kicks.
+        let waker = Arc::new(Notify::new());
+        let kick = Kick::new(waker.clone());
+        inner.conns.lock().insert(conn_id, kick.clone());
+        let _registration = Registration { inner, conn_id };
+        if inner.closing.load(Ordering::SeqCst) {
+            return;
         }
-        Err(exit) => exit,
-    };
-    // Publishes waiting for the store: their deliveries and acknowledgements.
-    client.settle_deferred(&mut wbuf, CLOSE_WRITE_TIMEOUT).await;
-    if let Some(d) = client.disconnect_packet(&exit) {
-        let _ = client.send(&d, &mut wbuf);
+        // No buffer is allocated before there is something to put in it.
+        let mut rbuf = BytesMut::new();
+        let mut wbuf = BytesMut::new();
+        // Boxed: the handshake's state (a decoded CONNECT with its properties
+        // and will, the CONNACK) is large and must not stay part of the
+        // connection task, which lives as long as the connection.
+        let Some((mut client, sent, first_bytes)) = Box::pin(handshake(
+            &broker,
+            &mut stream,
+            &mut rbuf,
+            &mut wbuf,
+            &kick,
+            &info,
+            conn_id,
+            &waker,
+        ))
+        .await
+        else {
+            return;
+        };
+        drop(info);
+        client.tally.messages_received += 1;
+        client.tally.bytes_received += first_bytes;
+        inner.counters.client_connected();
+        let exit = match sent {
+            Ok(()) => serve(&mut client, &mut stream, &mut rbuf, &mut wbuf, &kick).await,
+            Err(exit) => exit,
+        };
+        // Publishes waiting for the store: their deliveries and acknowledgements.
+        client.settle_deferred(&mut wbuf, CLOSE_WRITE_TIMEOUT).await;
+        if let Some(d) = client.disconnect_packet(&exit) {
+            let _ = client.send(&d, &mut wbuf);
+        }
+        let _ =
+            tokio::time::timeout(CLOSE_WRITE_TIMEOUT, write_and_close(&mut stream, &wbuf)).await;
+        client.tally.flush(&inner.counters);
+        client.flush_store();
+        inner.counters.client_disconnected();
+        inner.connection_closed(&client.session, conn_id, exit.will, Instant::now());
+        inner.emit(|| Event::ClientDisconnected {
+            client_id: client.client_id.clone(),
+            reason: exit.reason,
+            abnormal: exit.notify || exit.reason == ReasonCode::UnspecifiedError,
+        });
+        tracing::debug!(client_id = &*client.client_id, reason = ?exit.reason, "connection closed");
+        drop(guard);
     }
-    let _ = tokio::time::timeout(CLOSE_WRITE_TIMEOUT, write_and_close(&mut stream, &wbuf)).await;
-    client.tally.flush(&inner.counters);
-    client.flush_store();
-    inner.counters.client_disconnected();
-    inner.connection_closed(&client.session, conn_id, exit.will, Instant::now());
-    inner.emit(|| Event::ClientDisconnected {
-        client_id: client.client_id.clone(),
-        reason: exit.reason,
-        abnormal: exit.notify || exit.reason == ReasonCode::UnspecifiedError,
-    });
-    tracing::debug!(client_id = &*client.client_id, reason = ?exit.reason, "connection closed");
 }
 
 /// Reads the CONNECT (within the connect timeout) and accepts or refuses
@@ -298,173 +302,174 @@ enum Wake {
 /// registered once, not once per wake-up (a timer registration is a lock
 /// and a wheel insertion), and the timer is only moved when it fires early
 /// (packets pushed the deadline back since it was set).
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
-    client: &mut Client,
-    stream: &mut S,
-    rbuf: &mut BytesMut,
-    wbuf: &mut BytesMut,
-    kick: &Kick,
-    waker: &Notify,
-) -> Exit {
-    let max_in = client.broker.config().max_packet_size as usize;
-    let protocol = client.protocol;
-    if let Err(exit) = client.resend_inflight(Instant::now(), wbuf) {
-        return exit;
-    }
-    // A PUBLISH over the client's rate, waiting for tokens (Throttle): the
-    // socket is not read meanwhile.
-    // Boxed: a `Packet` is some 500 bytes, rarely held, and the task's
-    // state lives as long as the connection.
-    let mut held: Option<Box<Held>> = None;
-    // Packets that arrived in the same read as CONNECT are already here.
-    let mut missing = 0;
-    if let Err(exit) = handle_buffered(
-        client,
-        rbuf,
-        wbuf,
-        protocol,
-        max_in,
-        &mut missing,
-        &mut held,
-    ) {
-        return exit;
-    }
-    let mut notified = pin!(waker.notified());
-    let keepalive_on = client.keepalive.deadline().is_some();
-    let mut timer = pin!(tokio::time::sleep_until(timer_deadline(client)));
-    // Created the first time the rate limit holds a packet: most
-    // connections never need it, and it is 112 bytes of task state.
-    let mut resume: Option<Pin<Box<tokio::time::Sleep>>> = None;
-    let mut resume_armed: Option<Instant> = None;
-    let mut more = true;
-    let mut needs_flush = false;
-    let mut reads = Reads::default();
-    loop {
-        // Kicks ring the same waker as queued messages; looked at on every
-        // turn (one atomic load), so a client that keeps the socket busy
-        // cannot delay a takeover or a shutdown.
-        if let Some(reason) = kick.reason() {
-            return Exit::error(reason);
+// An `async` block, not an `async fn`: its arguments are kept once (see
+// `run`).
+#[allow(clippy::manual_async_fn)]
+fn serve<'a, S: AsyncRead + AsyncWrite + Unpin>(
+    client: &'a mut Client,
+    stream: &'a mut S,
+    rbuf: &'a mut BytesMut,
+    wbuf: &'a mut BytesMut,
+    kick: &'a Kick,
+) -> impl Future<Output = Exit> + 'a {
+    async move {
+        let max_in = client.broker.config().max_packet_size as usize;
+        let protocol = client.protocol;
+        if let Err(exit) = client.resend_inflight(Instant::now(), wbuf) {
+            return exit;
         }
-        if more && wbuf.len() < DRAIN_LIMIT {
-            buffers::reserve_for_batch(wbuf);
-            match client.drain(Instant::now(), wbuf, DRAIN_LIMIT) {
-                Ok(m) => more = m,
-                Err(exit) => return exit,
+        // A PUBLISH over the client's rate, waiting for tokens (Throttle): the
+        // socket is not read meanwhile.
+        // Boxed: a `Packet` is some 500 bytes, rarely held, and the task's
+        // state lives as long as the connection.
+        let mut held: Option<Box<Held>> = None;
+        // Packets that arrived in the same read as CONNECT are already here.
+        let mut missing = 0;
+        if let Err(exit) = handle_buffered(
+            client,
+            rbuf,
+            wbuf,
+            protocol,
+            max_in,
+            &mut missing,
+            &mut held,
+        ) {
+            return exit;
+        }
+        let waker = kick.waker();
+        let mut notified = pin!(waker.notified());
+        let keepalive_on = client.keepalive.deadline().is_some();
+        let mut timer = pin!(tokio::time::sleep_until(timer_deadline(client)));
+        // Created the first time the rate limit holds a packet: most
+        // connections never need it, and it is 112 bytes of task state.
+        let mut resume: Option<Pin<Box<tokio::time::Sleep>>> = None;
+        let mut more = true;
+        let mut needs_flush = false;
+        let mut reads = Reads::default();
+        loop {
+            // Kicks ring the same waker as queued messages; looked at on every
+            // turn (one atomic load), so a client that keeps the socket busy
+            // cannot delay a takeover or a shutdown.
+            if let Some(reason) = kick.reason() {
+                return Exit::error(reason);
             }
-        }
-        client.tally.flush(&client.broker.inner.counters);
-        // This turn's store writes (sent, acknowledged): one batch.
-        client.flush_store();
-        // Nothing to write and no partial packet: hold no buffer while
-        // waiting.
-        buffers::release_if_empty(wbuf);
-        buffers::release_if_empty(rbuf);
-        let throttled = held.is_some();
-        if let Some(h) = &held {
-            if resume_armed != Some(h.until) {
+            if more && wbuf.len() < DRAIN_LIMIT {
+                buffers::reserve_for_batch(wbuf);
+                match client.drain(Instant::now(), wbuf, DRAIN_LIMIT) {
+                    Ok(m) => more = m,
+                    Err(exit) => return exit,
+                }
+            }
+            client.tally.flush(&client.broker.inner.counters);
+            // This turn's store writes (sent, acknowledged): one batch.
+            client.flush_store();
+            // Nothing to write and no partial packet: hold no buffer while
+            // waiting.
+            buffers::release_if_empty(wbuf);
+            buffers::release_if_empty(rbuf);
+            let throttled = held.is_some();
+            if let Some(h) = &held {
                 let at = tokio::time::Instant::from_std(h.until);
                 match resume.as_mut() {
+                    Some(r) if r.deadline() == at => {}
                     Some(r) => r.as_mut().reset(at),
                     None => resume = Some(Box::pin(tokio::time::sleep_until(at))),
                 }
-                resume_armed = Some(h.until);
             }
-        }
-        // Not while too many acknowledgements wait for the store.
-        let can_read = wbuf.len() < WRITE_HIGH && !throttled && client.may_read();
-        let wake = poll_fn(|cx| {
-            if !wbuf.is_empty() {
-                if let Poll::Ready(r) = buffers::poll_write(stream, cx, wbuf) {
-                    return Poll::Ready(Wake::Wrote(r));
+            // Not while too many acknowledgements wait for the store.
+            let can_read = wbuf.len() < WRITE_HIGH && !throttled && client.may_read();
+            let wake = poll_fn(|cx| {
+                if !wbuf.is_empty() {
+                    if let Poll::Ready(r) = buffers::poll_write(stream, cx, wbuf) {
+                        return Poll::Ready(Wake::Wrote(r));
+                    }
+                } else if needs_flush {
+                    if let Poll::Ready(r) = Pin::new(&mut *stream).poll_flush(cx) {
+                        return Poll::Ready(Wake::Flushed(r));
+                    }
                 }
-            } else if needs_flush {
-                if let Poll::Ready(r) = Pin::new(&mut *stream).poll_flush(cx) {
-                    return Poll::Ready(Wake::Flushed(r));
+                if can_read {
+                    if let Poll::Ready(r) = buffers::poll_read(stream, cx, rbuf, missing) {
+                        return Poll::Ready(Wake::Read(r));
+                    }
                 }
-            }
-            if can_read {
-                if let Poll::Ready(r) = buffers::poll_read(stream, cx, rbuf, missing) {
-                    return Poll::Ready(Wake::Read(r));
+                if notified.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Queued);
                 }
-            }
-            if notified.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Wake::Queued);
-            }
-            if client.poll_deferred(cx).is_ready() {
-                return Poll::Ready(Wake::Stored);
-            }
-            // While throttled the client's packets wait unread in the
-            // socket: keep alive does not run against it then.
-            if keepalive_on && !throttled && timer.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Wake::Timer);
-            }
-            if let Some(r) = resume.as_mut().filter(|_| throttled) {
-                if r.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Wake::Resume);
+                if client.poll_deferred(cx).is_ready() {
+                    return Poll::Ready(Wake::Stored);
                 }
-            }
-            Poll::Pending
-        })
-        .await;
-        match wake {
-            Wake::Wrote(Ok(0)) | Wake::Wrote(Err(_)) | Wake::Flushed(Err(_)) => {
-                return Exit::lost()
-            }
-            Wake::Wrote(Ok(_)) => {
-                needs_flush = true;
-                more = true;
-            }
-            Wake::Flushed(Ok(())) => needs_flush = false,
-            Wake::Read(Ok(0)) | Wake::Read(Err(_)) => return Exit::lost(),
-            Wake::Read(Ok(n)) => {
-                client.tally.bytes_received += n as u64;
-                if let Err(exit) = handle_buffered(
-                    client,
-                    rbuf,
-                    wbuf,
-                    protocol,
-                    max_in,
-                    &mut missing,
-                    &mut held,
-                ) {
-                    return exit;
+                // While throttled the client's packets wait unread in the
+                // socket: keep alive does not run against it then.
+                if keepalive_on && !throttled && timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Timer);
                 }
-                // Acknowledgements may have opened the window.
-                more = true;
-                if reads.fill(n) {
-                    tokio::task::yield_now().await;
+                if let Some(r) = resume.as_mut().filter(|_| throttled) {
+                    if r.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Wake::Resume);
+                    }
                 }
-            }
-            Wake::Stored => {
-                if let Err(exit) = client.flush_deferred(wbuf) {
-                    return exit;
+                Poll::Pending
+            })
+            .await;
+            match wake {
+                Wake::Wrote(Ok(0)) | Wake::Wrote(Err(_)) | Wake::Flushed(Err(_)) => {
+                    return Exit::lost()
                 }
-            }
-            Wake::Queued => {
-                notified.set(waker.notified());
-                more = true;
-            }
-            Wake::Resume => {
-                resume_armed = None;
-                if let Err(exit) = handle_buffered(
-                    client,
-                    rbuf,
-                    wbuf,
-                    protocol,
-                    max_in,
-                    &mut missing,
-                    &mut held,
-                ) {
-                    return exit;
+                Wake::Wrote(Ok(_)) => {
+                    needs_flush = true;
+                    more = true;
                 }
-                more = true;
-            }
-            Wake::Timer => {
-                if client.keepalive.expired(Instant::now()) {
-                    return Exit::error(ReasonCode::KeepAliveTimeout);
+                Wake::Flushed(Ok(())) => needs_flush = false,
+                Wake::Read(Ok(0)) | Wake::Read(Err(_)) => return Exit::lost(),
+                Wake::Read(Ok(n)) => {
+                    client.tally.bytes_received += n as u64;
+                    if let Err(exit) = handle_buffered(
+                        client,
+                        rbuf,
+                        wbuf,
+                        protocol,
+                        max_in,
+                        &mut missing,
+                        &mut held,
+                    ) {
+                        return exit;
+                    }
+                    // Acknowledgements may have opened the window.
+                    more = true;
+                    if reads.fill(n) {
+                        tokio::task::yield_now().await;
+                    }
                 }
-                timer.as_mut().reset(timer_deadline(client));
+                Wake::Stored => {
+                    if let Err(exit) = client.flush_deferred(wbuf) {
+                        return exit;
+                    }
+                }
+                Wake::Queued => {
+                    notified.set(waker.notified());
+                    more = true;
+                }
+                Wake::Resume => {
+                    if let Err(exit) = handle_buffered(
+                        client,
+                        rbuf,
+                        wbuf,
+                        protocol,
+                        max_in,
+                        &mut missing,
+                        &mut held,
+                    ) {
+                        return exit;
+                    }
+                    more = true;
+                }
+                Wake::Timer => {
+                    if client.keepalive.expired(Instant::now()) {
+                        return Exit::error(ReasonCode::KeepAliveTimeout);
+                    }
+                    timer.as_mut().reset(timer_deadline(client));
+                }
             }
         }
     }
@@ -556,7 +561,7 @@ mod tests {
         let info = ConnectionInfo::new(None, "t", crate::Transport::Tcp);
         let fut = run(broker, a, Box::new(info), ());
         let size = std::mem::size_of_val(&fut);
-        // 1,024 bytes when written (3,904 before the handshake was boxed).
-        assert!(size <= 1152, "connection future is {size} bytes");
+        // 928 bytes when written (3,904 before the handshake was boxed).
+        assert!(size <= 960, "connection future is {size} bytes");
     }
 }

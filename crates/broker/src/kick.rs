@@ -45,6 +45,11 @@ impl Kick {
         Ok(())
     }
 
+    /// The connection's waker (rung for queued messages and kicks).
+    pub fn waker(&self) -> &Notify {
+        &self.waker
+    }
+
     /// The reason, once kicked.
     pub fn reason(&self) -> Option<ReasonCode> {
         match self.reason.load(Ordering::Acquire) {

@@ -3,6 +3,7 @@
 //! identifier allocation. Time comes in as an argument (message expiry).
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -68,7 +69,10 @@ pub enum Push {
 pub struct Outbound {
     queue: VecDeque<Delivery>,
     qos0_queued: usize,
-    inflight: HashMap<u16, InflightEntry, ahash::RandomState>,
+    // Keys are packet ids the broker picks itself, so a fixed-key hasher
+    // is safe here; it takes no room (a random one is 32 bytes of every
+    // session, and a call to the random source when a session is made).
+    inflight: HashMap<u16, InflightEntry, BuildHasherDefault<ahash::AHasher>>,
     next_pkid: u16,
     next_seq: u64,
     limit: usize,
