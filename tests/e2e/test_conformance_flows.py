@@ -350,6 +350,11 @@ def test_v5_failed_ack_not_retransmitted(broker, raw_clients, clients, qos):
     nxt = c.expect(r.PUBLISH).publish_fields(5)  # not a PUBREL, not a resend
     assert (nxt["payload"], nxt["dup"]) == (b"next", False)
     c.send(r.ack(r.PUBACK if qos == 1 else r.PUBREC, nxt["pid"], 5, reason=0x80))
+    # A PINGRESP proves the broker has handled the ack before the socket
+    # closes: packets are processed in order. Without it the reconnect can
+    # overtake the ack, and a resend of an unacknowledged message is right.
+    c.send(r.pingreq())
+    c.expect(r.PINGRESP)
     c.close()
     c2 = raw_clients(broker)
     present, _, _ = c2.connect(version=5, client_id=cid, **opts)
