@@ -146,3 +146,14 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn split_level_cases() {
+    use super::split_level;
+    assert_eq!(split_level("a/b/c"), ("a", Some("b/c")));
+    assert_eq!(split_level("a"), ("a", None));
+    assert_eq!(split_level(""), ("", None));
+    assert_eq!(split_level("/a"), ("", Some("a")));
+    assert_eq!(split_level("a/"), ("a", Some("")));
+    assert_eq!(split_level("é/ü"), ("é", Some("ü")));
+}
