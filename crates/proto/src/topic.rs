@@ -60,9 +60,34 @@ pub fn validate_name(name: &str) -> Result<(), TopicError> {
 
 /// [`validate_name`] plus a limit on the number of levels (a broker's
 /// defence against pathological topics).
+///
+/// One pass over the bytes (it runs for every PUBLISH a broker receives;
+/// three scans cost some 400 instructions on a short topic), with the same
+/// errors in the same order of precedence as [`validate_name`] followed by
+/// the level count.
 pub fn validate_name_with_limit(name: &str, max_levels: usize) -> Result<(), TopicError> {
-    validate_name(name)?;
-    if level_count(name) > max_levels {
+    if name.is_empty() {
+        return Err(TopicError::Empty);
+    }
+    if name.len() > MAX_TOPIC_LEN {
+        return Err(TopicError::TooLong);
+    }
+    let (mut levels, mut null, mut wildcard) = (1usize, false, false);
+    for &b in name.as_bytes() {
+        match b {
+            b'/' => levels += 1,
+            0 => null = true,
+            b'+' | b'#' => wildcard = true,
+            _ => {}
+        }
+    }
+    if null {
+        return Err(TopicError::NullCharacter);
+    }
+    if wildcard {
+        return Err(TopicError::WildcardInName);
+    }
+    if levels > max_levels {
         return Err(TopicError::TooManyLevels);
     }
     Ok(())
@@ -166,6 +191,25 @@ mod tests {
             validate_name_with_limit("a/b/c/", 3),
             Err(TopicError::TooManyLevels)
         );
+    }
+
+    proptest::proptest! {
+        /// The one-pass check agrees with `validate_name` plus the level
+        /// count, errors and their precedence included.
+        #[test]
+        fn name_with_limit_is_name_plus_levels(
+            name in "[a/+#\\x00é]{0,12}",
+            max in 0usize..6,
+        ) {
+            let two_step = validate_name(&name).and_then(|()| {
+                if level_count(&name) > max {
+                    Err(TopicError::TooManyLevels)
+                } else {
+                    Ok(())
+                }
+            });
+            proptest::prop_assert_eq!(validate_name_with_limit(&name, max), two_step);
+        }
     }
 
     #[test]
