@@ -196,6 +196,13 @@ impl Client {
         }
     }
 
+    /// A PUBACK (the connection decodes the common 4-byte form itself).
+    pub fn on_puback(&mut self, pkid: u16, now: Instant) {
+        self.keepalive.touch(now);
+        self.tally.messages_received += 1;
+        self.puback_stored(pkid);
+    }
+
     /// Handles one packet from the client.
     pub fn handle(&mut self, packet: Packet, now: Instant, out: &mut BytesMut) -> Result<(), Exit> {
         self.keepalive.touch(now);
