@@ -469,6 +469,9 @@ def test_v5_server_topic_aliases_start_afresh_on_a_new_connection(broker, raw_cl
     aliases: dict[int, str] = {}
     for f in c.receive_publishes(version=5, n=3):
         assert _resolve(aliases, f, 5) == "fresh/long/topic/name"
+    # PINGRESP: the broker has handled the PUBACKs, so nothing is resent below.
+    c.send(r.pingreq())
+    c.expect(r.PINGRESP)
     c.close()
     c2 = raw_clients(broker)
     c2.connect(version=5, client_id=cid, **opts)
