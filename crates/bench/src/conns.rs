@@ -20,6 +20,7 @@ use crate::config::BenchConfig;
 use crate::error::BenchError;
 use crate::latency::Latency;
 use crate::payload::Clock;
+use crate::proccpu::{BrokerCpu, CpuMeter, CpuPhase};
 use crate::procmem::vm_rss_kib;
 use crate::progress::Progress;
 use crate::report::{count, rate, ConnReport};
@@ -77,13 +78,14 @@ pub fn raise_nofile(want: u64) -> u64 {
     }
 }
 
-/// Runs the conn scenario.
+/// Runs the conn scenario: its figures, the broker's CPU time over the
+/// connect phase (given `--broker-pid`) and client errors.
 pub async fn conn(
     cfg: &BenchConfig,
     addr: SocketAddr,
     progress: &Progress,
     clock: Clock,
-) -> Result<(ConnReport, Vec<String>), BenchError> {
+) -> Result<(ConnReport, Option<BrokerCpu>, Vec<String>), BenchError> {
     let limit = raise_nofile(cfg.connections as u64 + SPARE_FDS);
     if limit < cfg.connections as u64 + SPARE_FDS {
         return Err(BenchError::Options(format!(
@@ -106,6 +108,10 @@ pub async fn conn(
     let release = CancellationToken::new();
     let abort = CancellationToken::new();
     let sem = Arc::new(Semaphore::new(cfg.concurrency));
+    let cpu_meter = match cfg.broker_pid {
+        Some(pid) => Some(CpuMeter::start(pid)?),
+        None => None,
+    };
     let start = Instant::now();
     let start_ns = clock.now_ns();
     let open_until = start + cfg.duration;
@@ -161,9 +167,17 @@ pub async fn conn(
         if done >= attempted as u64 || Instant::now() >= settled_by {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        // Short: the broker's CPU time is read when this loop ends, and
+        // the phase should end with the last CONNACK.
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let connected = tally.connected.load(Ordering::Acquire);
+    let mut errors = Vec::new();
+    let broker_cpu = cpu_meter.and_then(|m| {
+        m.finish(CpuPhase::Connect, connected)
+            .map_err(|e| errors.push(e.to_string()))
+            .ok()
+    });
     let connect_secs = tally
         .last_ok_ns
         .load(Ordering::Acquire)
@@ -182,7 +196,6 @@ pub async fn conn(
     }
     progress.set("disconnecting".into());
     release.cancel();
-    let mut errors = Vec::new();
     for r in join_all(tasks, Duration::from_secs(5), &abort).await {
         if let Err(e) = r {
             errors.push(format!("connection task: {e}"));
@@ -217,8 +230,12 @@ pub async fn conn(
         rss_before_kib: rss_before,
         rss_after_kib: rss_after,
         bytes_per_connection,
+        broker_cpu_us_per_connection: broker_cpu
+            .and_then(|c| c.cpu_ns_per_work)
+            .map(|ns| ns / 1e3),
+        broker_cpu_pct: broker_cpu.and_then(|c| c.utilisation_pct),
     };
-    Ok((report, errors))
+    Ok((report, broker_cpu, errors))
 }
 
 /// Keeps one connection open and quiet (a PINGREQ every half keep alive)

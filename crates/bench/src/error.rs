@@ -32,6 +32,8 @@ pub enum BenchError {
     Options(String),
     #[error("cannot read the broker's memory: {0}")]
     Memory(String),
+    #[error("cannot read the broker's CPU time: {0}")]
+    Cpu(String),
 }
 
 impl BenchError {

@@ -21,6 +21,7 @@ pub mod flow;
 pub mod latency;
 pub mod payload;
 pub mod plan;
+pub mod proccpu;
 pub mod procmem;
 pub mod progress;
 pub mod publisher;
@@ -140,12 +141,14 @@ async fn execute_inner(
         traffic: None,
         conn: None,
         broker_rss: None,
+        broker_cpu: None,
         errors: Vec::new(),
     };
     match cfg.scenario {
         Scenario::Conn => {
-            let (c, errors) = conns::conn(cfg, addr, progress, clock).await?;
+            let (c, cpu, errors) = conns::conn(cfg, addr, progress, clock).await?;
             report.conn = Some(c);
+            report.broker_cpu = cpu;
             report.errors = summarize(errors);
         }
         _ => {
@@ -153,8 +156,9 @@ async fn execute_inner(
                 Some(pid) => Some(RssSampler::start(pid, RSS_EVERY)?),
                 None => None,
             };
-            let (t, errors) = run::traffic(cfg, addr, progress, clock).await?;
+            let (t, cpu, errors) = run::traffic(cfg, addr, progress, clock).await?;
             report.traffic = Some(t);
+            report.broker_cpu = cpu;
             report.errors = summarize(errors);
             if let Some(s) = sampler {
                 match s.finish().await {

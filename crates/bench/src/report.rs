@@ -5,6 +5,7 @@ use std::fmt::Write;
 use serde::Serialize;
 
 use crate::latency::LatencySummary;
+use crate::proccpu::{BrokerCpu, CpuPhase};
 use crate::procmem::RssSummary;
 
 /// Everything one run measured.
@@ -19,6 +20,9 @@ pub struct Report {
     pub conn: Option<ConnReport>,
     /// The broker's resident memory, given `--broker-pid`.
     pub broker_rss: Option<RssSummary>,
+    /// The broker's CPU time over the measured phase (conn: connecting;
+    /// message scenarios: sending), given `--broker-pid`.
+    pub broker_cpu: Option<BrokerCpu>,
     /// Failures of individual clients (the first few, with a count).
     pub errors: Vec<String>,
 }
@@ -68,6 +72,11 @@ pub struct TrafficReport {
     /// stopped delivering).
     pub window_stalls: u64,
     pub latency: Option<LatencySummary>,
+    /// Broker CPU nanoseconds per message delivered during the send phase
+    /// (given `--broker-pid`).
+    pub broker_cpu_ns_per_message: Option<f64>,
+    /// Broker CPU time / wall time over the send phase, percent of one CPU.
+    pub broker_cpu_pct: Option<f64>,
 }
 
 /// Figures of the conn scenario.
@@ -90,6 +99,11 @@ pub struct ConnReport {
     pub rss_after_kib: Option<u64>,
     /// Broker memory growth divided by the connections open.
     pub bytes_per_connection: Option<f64>,
+    /// Broker CPU microseconds per connection made, from the first connect
+    /// to the last CONNACK (given `--broker-pid`).
+    pub broker_cpu_us_per_connection: Option<f64>,
+    /// Broker CPU time / wall time over the connect phase, percent of one CPU.
+    pub broker_cpu_pct: Option<f64>,
 }
 
 /// `1234567` as `1,234,567`.
@@ -142,6 +156,41 @@ fn latency_line(out: &mut String, label: &str, l: &Option<LatencySummary>) {
             count(l.samples)
         );
     }
+}
+
+/// Nanoseconds in the unit that suits them.
+pub fn nanos(ns: f64) -> String {
+    if ns < 1_000.0 {
+        format!("{ns:.0} ns")
+    } else if ns < 100_000.0 {
+        format!("{:.1} µs", ns / 1_000.0)
+    } else {
+        micros(ns / 1_000.0)
+    }
+}
+
+fn cpu_line(out: &mut String, c: &BrokerCpu) {
+    let (per, phase) = match c.phase {
+        CpuPhase::Connect => ("connection", "connect phase"),
+        CpuPhase::Send => ("delivered message", "send phase"),
+    };
+    let cost = c
+        .cpu_ns_per_work
+        .map(|ns| format!("{} per {per}", nanos(ns)))
+        .unwrap_or_else(|| format!("n/a (no {per})"));
+    let busy = c
+        .utilisation_pct
+        .map(|p| format!("{p:.0}% of a CPU"))
+        .unwrap_or_else(|| "n/a".into());
+    let _ = writeln!(
+        out,
+        "  {:<14}{cost}, {busy} ({:.3} s CPU over the {:.2} s {phase}; pid {}, {})",
+        "broker CPU",
+        c.cpu_secs,
+        c.wall_secs,
+        c.pid,
+        c.source.name()
+    );
 }
 
 impl Report {
@@ -260,6 +309,9 @@ impl Report {
                 r.pid
             );
         }
+        if let Some(c) = &self.broker_cpu {
+            cpu_line(&mut o, c);
+        }
         for e in &self.errors {
             let _ = writeln!(o, "  error: {e}");
         }
@@ -283,5 +335,41 @@ mod tests {
         assert_eq!(micros(1_500.0), "1.50 ms");
         assert_eq!(micros(2_500_000.0), "2.50 s");
         assert_eq!(mib(2048), "2.0 MiB");
+        assert_eq!(nanos(850.4), "850 ns");
+        assert_eq!(nanos(22_140.0), "22.1 µs");
+        assert_eq!(nanos(2_500_000.0), "2.50 ms");
+    }
+
+    #[test]
+    fn summary_shows_broker_cpu() {
+        let report = Report {
+            scenario: "conn",
+            url: "mqtt://127.0.0.1:1883".into(),
+            protocol: "3.1.1",
+            started_unix_ms: 0,
+            traffic: None,
+            conn: None,
+            broker_rss: None,
+            broker_cpu: Some(BrokerCpu {
+                pid: 42,
+                source: crate::proccpu::CpuSource::Schedstat,
+                phase: CpuPhase::Connect,
+                wall_secs: 0.5,
+                cpu_secs: 0.22,
+                utilisation_pct: Some(44.0),
+                work: 10_000,
+                cpu_ns_per_work: Some(22_000.0),
+            }),
+            errors: Vec::new(),
+        };
+        let text = report.table();
+        assert!(
+            text.contains("broker CPU    22.0 µs per connection, 44% of a CPU"),
+            "{text}"
+        );
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["broker_cpu"]["phase"], "connect");
+        assert_eq!(json["broker_cpu"]["source"], "schedstat");
+        assert_eq!(json["broker_cpu"]["cpu_ns_per_work"], 22_000.0);
     }
 }

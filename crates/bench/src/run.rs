@@ -19,6 +19,7 @@ use crate::flow::{Pacer, Window};
 use crate::latency::Latency;
 use crate::payload::Clock;
 use crate::plan::{shape, Shape};
+use crate::proccpu::{BrokerCpu, CpuMeter, CpuPhase};
 use crate::progress::Progress;
 use crate::publisher::{self, PublisherPlan, PublisherResult};
 use crate::report::{count, rate, TrafficReport};
@@ -106,13 +107,14 @@ pub async fn connect_many(
     result
 }
 
-/// Runs a message scenario and returns its figures and client errors.
+/// Runs a message scenario and returns its figures, the broker's CPU time
+/// over the send phase (given `--broker-pid`) and client errors.
 pub async fn traffic(
     cfg: &BenchConfig,
     addr: SocketAddr,
     progress: &Progress,
     clock: Clock,
-) -> Result<(TrafficReport, Vec<String>), BenchError> {
+) -> Result<(TrafficReport, Option<BrokerCpu>, Vec<String>), BenchError> {
     let tag = run_tag(clock.now_ns() ^ u64::from(std::process::id()));
     let prefix = cfg
         .topic_prefix
@@ -216,6 +218,21 @@ pub async fn traffic(
         }
     };
 
+    // A broker that cannot be read is an error before any load is sent.
+    let cpu_meter = match cfg.broker_pid {
+        Some(pid) => match CpuMeter::start(pid) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                shared.abort.cancel();
+                for t in sub_tasks {
+                    let _ = t.await;
+                }
+                return Err(e);
+            }
+        },
+        None => None,
+    };
+    let delivered_at_start: u64 = delivered.iter().map(|d| d.load(Ordering::Acquire)).sum();
     let start = Instant::now();
     let start_ns = clock.now_ns();
     let pub_tasks: Vec<JoinHandle<PublisherResult>> = pub_conns
@@ -251,6 +268,13 @@ pub async fn traffic(
         }
     }
     shared.stop.cancel();
+    let mut errors = Vec::new();
+    let broker_cpu = cpu_meter.and_then(|m| {
+        let got: u64 = delivered.iter().map(|d| d.load(Ordering::Acquire)).sum();
+        m.finish(CpuPhase::Send, got.saturating_sub(delivered_at_start))
+            .map_err(|e| errors.push(e.to_string()))
+            .ok()
+    });
 
     // Drain phase: wait until every owed delivery arrived and every
     // publisher finished, no delivery progress for the stall time, or the
@@ -289,7 +313,6 @@ pub async fn traffic(
         shared.abort.cancel();
     }
 
-    let mut errors = Vec::new();
     let mut pubs = Vec::with_capacity(npub);
     for r in join_all(pub_tasks, JOIN_GRACE, &shared.abort).await {
         pubs.push(r.unwrap_or_else(|e| {
@@ -365,8 +388,10 @@ pub async fn traffic(
         rejected: pubs.iter().map(|p| p.rejected).sum(),
         window_stalls: windows.iter().map(|w| w.stalls()).sum(),
         latency: latency.summary(),
+        broker_cpu_ns_per_message: broker_cpu.and_then(|c| c.cpu_ns_per_work),
+        broker_cpu_pct: broker_cpu.and_then(|c| c.utilisation_pct),
     };
-    Ok((report, errors))
+    Ok((report, broker_cpu, errors))
 }
 
 /// Joins tasks, giving them `grace` in total before cancelling `abort`
