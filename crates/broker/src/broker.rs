@@ -404,7 +404,7 @@ mod tests {
         b.inner.sessions.lock().insert(Arc::from("c"), s.clone());
         s.state.lock().owner = Some(Owner {
             conn_id: 1,
-            waker: Arc::new(Notify::new()),
+            waker: Kick::new(),
         });
         let d = Delivery {
             msg: Arc::new(Message::new(

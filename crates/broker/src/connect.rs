@@ -8,7 +8,6 @@ use std::time::Instant;
 
 use bytestring::ByteString;
 use midge_proto::{topic, ConnAck, Connect, Properties, Protocol, QoS, ReasonCode};
-use tokio::sync::Notify;
 
 use crate::auth::Credentials;
 use crate::broker::Broker;
@@ -16,6 +15,7 @@ use crate::client::Client;
 use crate::event::Event;
 use crate::hooks::{AuthDecision, ClientRef, ConnectionInfo};
 use crate::keepalive;
+use crate::kick::Kick;
 use crate::message::Message;
 use crate::registry::Attach;
 use crate::session::{Owner, Peer, WillState};
@@ -97,7 +97,7 @@ pub(crate) async fn connect(
     c: Connect,
     info: &ConnectionInfo,
     conn_id: u64,
-    waker: Arc<Notify>,
+    waker: Kick,
 ) -> Result<(Client, ConnAck), Box<ConnAck>> {
     let cfg = broker.config();
     let v5 = c.protocol.is_v5();

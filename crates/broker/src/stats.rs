@@ -113,19 +113,22 @@ impl DroppedByReason {
 }
 
 /// Per-connection tallies, added to the shared counters in batches so that
-/// the hot path does not touch shared cache lines per packet.
+/// the hot path does not touch shared cache lines per packet. Flushed on
+/// every turn of the connection's loop, so packet counts fit in `u32`
+/// (a turn handles one read); bytes stay `u64`. The tally lives in every
+/// connection task: 32 bytes saved here are 32 bytes of every connection.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Tally {
-    pub messages_received: u64,
-    pub messages_sent: u64,
-    pub bytes_received: u64,
-    pub bytes_sent: u64,
-    pub publish_received: u64,
-    pub publish_sent: u64,
-    pub publish_dropped: u64,
+    pub messages_received: u32,
+    pub messages_sent: u32,
+    pub publish_received: u32,
+    pub publish_sent: u32,
+    pub publish_dropped: u32,
     /// Messages this client published that were routed, by QoS, and their
     /// payload bytes (see [`Counters::published`]).
-    pub published: [u64; 3],
+    pub published: [u32; 3],
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
     pub published_bytes: [u64; 3],
 }
 
@@ -137,31 +140,21 @@ impl Tally {
     }
 
     pub fn flush(&mut self, c: &Counters) {
-        if self.messages_received > 0 {
-            c.messages_received
-                .fetch_add(self.messages_received, Relaxed);
-        }
-        if self.messages_sent > 0 {
-            c.messages_sent.fetch_add(self.messages_sent, Relaxed);
-        }
-        if self.bytes_received > 0 {
-            c.bytes_received.fetch_add(self.bytes_received, Relaxed);
-        }
-        if self.bytes_sent > 0 {
-            c.bytes_sent.fetch_add(self.bytes_sent, Relaxed);
-        }
-        if self.publish_received > 0 {
-            c.publish_received.fetch_add(self.publish_received, Relaxed);
-        }
-        if self.publish_sent > 0 {
-            c.publish_sent.fetch_add(self.publish_sent, Relaxed);
-        }
-        if self.publish_dropped > 0 {
-            c.publish_dropped.fetch_add(self.publish_dropped, Relaxed);
-        }
+        let add = |counter: &AtomicU64, n: u64| {
+            if n > 0 {
+                counter.fetch_add(n, Relaxed);
+            }
+        };
+        add(&c.messages_received, self.messages_received.into());
+        add(&c.messages_sent, self.messages_sent.into());
+        add(&c.bytes_received, self.bytes_received);
+        add(&c.bytes_sent, self.bytes_sent);
+        add(&c.publish_received, self.publish_received.into());
+        add(&c.publish_sent, self.publish_sent.into());
+        add(&c.publish_dropped, self.publish_dropped.into());
         for q in 0..3 {
             if self.published[q] > 0 {
-                c.published[q].fetch_add(self.published[q], Relaxed);
+                c.published[q].fetch_add(self.published[q].into(), Relaxed);
                 c.published_bytes[q].fetch_add(self.published_bytes[q], Relaxed);
             }
         }

@@ -162,3 +162,32 @@ fn is_resource_exhaustion(e: &io::Error) -> bool {
     // EMFILE (24) and ENFILE (23), ENOBUFS (105), ENOMEM (12).
     matches!(e.raw_os_error(), Some(23 | 24 | 105 | 12))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An idle TCP connection is mostly its tokio task: a 32-byte header,
+    /// the future plus 32 bytes, a 48-byte trailer, rounded up to the
+    /// task's 128-byte alignment. A future of at most 784 bytes keeps the
+    /// task at 896 bytes (at 785 it is 1,024: 128 more per connection).
+    #[tokio::test]
+    async fn tcp_connection_task_stays_in_its_size_class() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let _client = TcpStream::connect(addr).await.expect("connect");
+        let (stream, remote) = listener.accept().await.expect("accept");
+        let gate = Gate::new(10, 0, 0);
+        let permit = admit(&gate, "t", remote).expect("admitted");
+        let broker = Broker::new(midge_broker::BrokerConfig::default());
+        let info = ConnectionInfo {
+            remote_addr: Some(remote),
+            listener: Arc::from("t"),
+            transport: Transport::Tcp,
+            tls_identity: None,
+        };
+        let fut = broker.handle_connection_with(stream, info, permit);
+        let size = std::mem::size_of_val(&fut);
+        assert!(size <= 784, "TCP connection future is {size} bytes");
+    }
+}

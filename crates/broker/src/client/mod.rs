@@ -15,8 +15,7 @@ use crate::hooks::ClientRef;
 use crate::keepalive::KeepAlive;
 use crate::persist::{Action, Deferred};
 use crate::ratelimit::{PublishLimiter, PublishRateAction};
-use crate::routing::Scratch;
-use crate::session::{Outgoing, Session};
+use crate::session::Session;
 use crate::stats::Tally;
 
 mod deliver;
@@ -73,8 +72,6 @@ pub(crate) struct Client {
     /// Session Expiry Interval given at CONNECT (DISCONNECT may not raise
     /// it from 0).
     connect_expiry: u32,
-    scratch: Scratch,
-    pending: Vec<Outgoing>,
     /// Publish rate limits, when configured.
     // Boxed: most clients have no rate limit, and the client lives in the
     // connection task's state for the connection's whole life.
@@ -143,8 +140,6 @@ impl Client {
             quota,
             max_out,
             connect_expiry: expiry,
-            scratch: Vec::new(),
-            pending: Vec::new(),
             limiter,
             tally: Tally::default(),
             deferred: Deferred::default(),

@@ -66,20 +66,24 @@ struct Entry {
 /// The FIFO of acknowledgements waiting.
 #[derive(Debug, Default)]
 pub(crate) struct Deferred {
-    queue: VecDeque<Entry>,
+    // Boxed, created on first use: only connections of stored sessions
+    // ever wait for the store, and this lives in every connection task
+    // (8 bytes instead of a 32-byte `VecDeque` in each idle connection).
+    #[allow(clippy::box_collection)]
+    queue: Option<Box<VecDeque<Entry>>>,
 }
 
 impl Deferred {
     pub fn len(&self) -> usize {
-        self.queue.len()
+        self.queue.as_ref().map_or(0, |q| q.len())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.queue.is_empty()
+        self.len() == 0
     }
 
     pub fn push(&mut self, commit: Option<Commit>, action: Action) {
-        self.queue.push_back(Entry {
+        self.queue.get_or_insert_default().push_back(Entry {
             commit,
             result: Ok(()),
             action,
@@ -89,7 +93,7 @@ impl Deferred {
     /// Ready when the head may be sent (its commit resolved, or it had
     /// none); registers for the wake-up otherwise.
     pub fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(head) = self.queue.front_mut() else {
+        let Some(head) = self.queue.as_mut().and_then(|q| q.front_mut()) else {
             return Poll::Pending;
         };
         let Some(commit) = &mut head.commit else {
@@ -107,17 +111,21 @@ impl Deferred {
 
     /// Everything waiting, whatever its commit.
     fn drain(&mut self) -> impl Iterator<Item = Action> + '_ {
-        self.queue.drain(..).map(|e| e.action)
+        self.queue
+            .iter_mut()
+            .flat_map(|q| q.drain(..))
+            .map(|e| e.action)
     }
 
     /// The head, if it may be sent, with its commit's outcome.
     fn pop_ready(&mut self) -> Option<(Result<(), CommitError>, Action)> {
-        let head = self.queue.front_mut()?;
+        let queue = self.queue.as_mut()?;
+        let head = queue.front_mut()?;
         if let Some(commit) = &mut head.commit {
             head.result = commit.try_result()?;
             head.commit = None;
         }
-        let e = self.queue.pop_front()?;
+        let e = queue.pop_front()?;
         Some((e.result, e.action))
     }
 }

@@ -92,7 +92,6 @@ mod tests {
     use bytes::Bytes;
     use midge_proto::{Protocol, QoS};
     use std::time::Instant;
-    use tokio::sync::Notify;
 
     fn delivery(qos: QoS) -> Delivery {
         Delivery {
@@ -112,7 +111,7 @@ mod tests {
         for s in [&a, &b] {
             s.state.lock().owner = Some(Owner {
                 conn_id: s.id,
-                waker: Arc::new(Notify::new()),
+                waker: crate::kick::Kick::new(),
             });
         }
         let count = || gauge.load(Ordering::Relaxed);

@@ -17,14 +17,29 @@ use std::time::SystemTime;
 use bytestring::ByteString;
 use midge_proto::{Protocol, QoS, SubscriptionOptions};
 use parking_lot::RwLock;
-use tokio::sync::Notify;
 
 use crate::event::DropReason;
 use crate::hooks::Transport;
+pub use crate::kick::Kick;
 use crate::message::Message;
 pub use inbound::{Inbound, Qos2Publish};
 pub use lock::{StateGuard, StateLock};
 pub use outbound::{Delivery, Outbound, Outgoing, Push};
+
+/// Hashes with one random seed per process. Topic filters come from
+/// clients, so the seed must be unknown to them; it need not differ per
+/// map, and a per-map `ahash::RandomState` is 32 bytes of every session.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SeededHasher;
+
+impl std::hash::BuildHasher for SeededHasher {
+    type Hasher = ahash::AHasher;
+
+    fn build_hasher(&self) -> ahash::AHasher {
+        static SEED: std::sync::OnceLock<ahash::RandomState> = std::sync::OnceLock::new();
+        SEED.get_or_init(ahash::RandomState::new).build_hasher()
+    }
+}
 
 /// One subscription as the session remembers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,8 +52,8 @@ pub struct Subscribed {
 #[derive(Debug, Clone)]
 pub struct Owner {
     pub conn_id: u64,
-    /// Wakes the connection task when messages are queued.
-    pub waker: Arc<Notify>,
+    /// Wakes the connection task when messages are queued (and kicks it).
+    pub waker: Kick,
 }
 
 /// Where the session's latest connection came from and what it asked for,
@@ -68,7 +83,7 @@ pub struct SessionState {
     pub protocol: Protocol,
     pub outbound: Outbound,
     pub inbound: Inbound,
-    pub subscriptions: HashMap<ByteString, Subscribed, ahash::RandomState>,
+    pub subscriptions: HashMap<ByteString, Subscribed, SeededHasher>,
     /// Session Expiry Interval in seconds (u32::MAX = never).
     pub expiry_interval: u32,
     pub owner: Option<Owner>,
@@ -238,7 +253,7 @@ mod tests {
     #[test]
     fn one_wake_up_per_batch() {
         let s = Session::new(1, Arc::from("c"), Protocol::V5, 10);
-        let waker = Arc::new(Notify::new());
+        let waker = Kick::new();
         s.state.lock().owner = Some(Owner {
             conn_id: 1,
             waker: waker.clone(),
@@ -249,27 +264,25 @@ mod tests {
         let Ok(rt) = rt else { panic!("runtime") };
         let wait = std::time::Duration::from_millis(50);
         rt.block_on(async {
-            // The connection waits (registered), then three messages come.
-            let mut first = std::pin::pin!(waker.notified());
-            first.as_mut().enable();
+            // Three messages come while the connection is busy.
             for _ in 0..3 {
                 assert_eq!(s.deliver(delivery(QoS::AtMostOnce)), Ok(()));
             }
-            assert!(tokio::time::timeout(wait, first).await.is_ok());
+            assert!(tokio::time::timeout(wait, waker.woken()).await.is_ok());
             // It drains all three at once: no permit was left for another
             // wake-up with nothing to do.
-            assert!(tokio::time::timeout(wait, waker.notified()).await.is_err());
+            assert!(tokio::time::timeout(wait, waker.woken()).await.is_err());
             // Drained: the next message wakes again.
             s.state.lock().outbound = Outbound::new(10);
             assert_eq!(s.deliver(delivery(QoS::AtMostOnce)), Ok(()));
-            assert!(tokio::time::timeout(wait, waker.notified()).await.is_ok());
+            assert!(tokio::time::timeout(wait, waker.woken()).await.is_ok());
         });
     }
 
     #[test]
     fn online_delivery_wakes_owner() {
         let s = Session::new(1, Arc::from("c"), Protocol::V5, 1);
-        let waker = Arc::new(Notify::new());
+        let waker = Kick::new();
         s.state.lock().owner = Some(Owner {
             conn_id: 1,
             waker: waker.clone(),
@@ -285,8 +298,7 @@ mod tests {
             .build();
         let Ok(rt) = rt else { panic!("runtime") };
         rt.block_on(async {
-            let woke =
-                tokio::time::timeout(std::time::Duration::from_secs(1), waker.notified()).await;
+            let woke = tokio::time::timeout(std::time::Duration::from_secs(1), waker.woken()).await;
             assert!(woke.is_ok());
         });
     }

@@ -68,17 +68,19 @@ pub enum Push {
 #[derive(Debug)]
 pub struct Outbound {
     queue: VecDeque<Delivery>,
-    qos0_queued: usize,
+    // u32 counters (the queue is bounded far below 4 billion): every session
+    // keeps this struct, online or not.
+    qos0_queued: u32,
     // Keys are packet ids the broker picks itself, so a fixed-key hasher
     // is safe here; it takes no room (a random one is 32 bytes of every
     // session, and a call to the random source when a session is made).
     inflight: HashMap<u16, InflightEntry, BuildHasherDefault<ahash::AHasher>>,
     next_pkid: u16,
     next_seq: u64,
-    limit: usize,
+    limit: u32,
     /// Messages dropped by [`Outbound::next`] because they expired; the
     /// caller takes and counts them.
-    pub expired: u64,
+    pub expired: u32,
 }
 
 impl Outbound {
@@ -89,7 +91,7 @@ impl Outbound {
             inflight: HashMap::default(),
             next_pkid: 1,
             next_seq: 0,
-            limit,
+            limit: u32::try_from(limit).unwrap_or(u32::MAX),
             expired: 0,
         }
     }
@@ -108,7 +110,7 @@ impl Outbound {
 
     /// Queues a message; when the queue is full, QoS 0 goes first.
     pub fn push(&mut self, d: Delivery) -> Push {
-        if self.queue.len() >= self.limit {
+        if self.queue.len() >= self.limit as usize {
             if d.qos == QoS::AtMostOnce {
                 return Push::DroppedNew;
             }
@@ -320,11 +322,12 @@ impl Outbound {
                 self.queue.push_back(d);
             }
         }
-        self.qos0_queued = self
+        let qos0 = self
             .queue
             .iter()
             .filter(|d| d.qos == QoS::AtMostOnce)
             .count();
+        self.qos0_queued = u32::try_from(qos0).unwrap_or(u32::MAX);
         out
     }
 }
