@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 
-use bytes::BytesMut;
+use bytes::{BufMut, BytesMut};
 use midge_proto::{
     ByteString, Connect, Packet, Properties, Protocol, QoS, ReasonCode, Subscribe, Subscription,
     SubscriptionOptions,
@@ -107,33 +107,19 @@ pub struct Conn {
     pub receive_maximum: Option<u16>,
 }
 
-impl Conn {
-    /// Opens TCP, sends CONNECT (clean session unless `opts.persistent`) and waits for a successful
-    /// CONNACK. The caller bounds the time.
-    pub async fn connect(
-        addr: SocketAddr,
-        client_id: &str,
-        opts: ClientOptions,
-    ) -> Result<Conn, BenchError> {
-        let stream = TcpStream::connect(addr)
-            .await
-            .map_err(|e| BenchError::io(format!("{client_id}: connect to {addr}"), e))?;
-        // Latency is measured per message: Nagle would add up to 40 ms.
-        stream
-            .set_nodelay(true)
-            .map_err(|e| BenchError::io(format!("{client_id}: set TCP_NODELAY"), e))?;
-        let (r, w) = stream.into_split();
-        let mut conn = Conn {
-            reader: Reader {
-                half: r,
-                buf: BytesMut::with_capacity(FIRST_READ),
-                protocol: opts.protocol,
-                who: client_id.to_owned(),
-            },
-            writer: w,
-            protocol: opts.protocol,
-            receive_maximum: None,
-        };
+/// The CONNECT packet of a run's sessions, encoded once: every client of a
+/// run sends the same CONNECT but for its client id, which is the last
+/// field when there is no will, user name or password.
+#[derive(Debug, Clone)]
+pub struct ConnectTemplate {
+    first: u8,
+    /// Variable header and properties: everything between the remaining
+    /// length and the client id.
+    head: Vec<u8>,
+}
+
+impl ConnectTemplate {
+    pub fn new(opts: ClientOptions) -> Result<ConnectTemplate, BenchError> {
         let mut properties = Properties::default();
         if opts.persistent && opts.protocol.is_v5() {
             properties.session_expiry_interval = Some(crate::config::PERSISTENT_EXPIRY);
@@ -142,21 +128,145 @@ impl Conn {
             protocol: opts.protocol,
             clean_start: !opts.persistent,
             keep_alive: opts.keep_alive,
-            client_id: ByteString::from(client_id),
+            client_id: ByteString::new(),
             will: None,
             username: None,
             password: None,
             properties,
         }));
-        conn.send(&connect).await?;
-        match conn.reader.next().await? {
-            Packet::ConnAck(ack) if ack.reason == ReasonCode::Success => {
-                conn.receive_maximum = ack.properties.receive_maximum;
-                Ok(conn)
-            }
-            Packet::ConnAck(ack) => Err(conn.refused(format!("CONNACK refused: {:?}", ack.reason))),
-            other => Err(conn.refused(format!("expected CONNACK, got {}", kind(&other)))),
+        let mut buf = BytesMut::with_capacity(64);
+        encode_into(&connect, opts.protocol, &mut buf, "CONNECT template")?;
+        let bad = || BenchError::Protocol {
+            who: "CONNECT template".into(),
+            what: format!("unexpected encoding {:02x?}", &buf[..]),
+        };
+        let (len, used) = midge_proto::read_varint(&buf[1..]).map_err(|_| bad())?;
+        let body = &buf[1 + used..];
+        // The empty client id is the two length bytes at the very end.
+        if body.len() != len as usize || !body.ends_with(&[0, 0]) {
+            return Err(bad());
         }
+        Ok(ConnectTemplate {
+            first: buf[0],
+            head: body[..body.len() - 2].to_vec(),
+        })
+    }
+
+    /// Appends the CONNECT of `client_id` to `out`.
+    pub fn encode(&self, client_id: &str, out: &mut BytesMut) -> Result<(), BenchError> {
+        let id = client_id.as_bytes();
+        let id_len = u16::try_from(id.len())
+            .map_err(|_| BenchError::Options(format!("client id of {} bytes", id.len())))?;
+        let remaining = self.head.len() + 2 + id.len();
+        out.reserve(5 + remaining);
+        out.put_u8(self.first);
+        // At most 64 KiB + a few header bytes: far below the varint limit.
+        midge_proto::write_varint(out, remaining as u32);
+        out.extend_from_slice(&self.head);
+        out.put_u16(id_len);
+        out.extend_from_slice(id);
+        Ok(())
+    }
+}
+
+/// What a handshake leaves: the stream, whatever the broker sent after its
+/// CONNACK, and the broker's Receive Maximum (5.0).
+#[derive(Debug)]
+pub struct Opened {
+    pub stream: TcpStream,
+    pub rest: BytesMut,
+    pub receive_maximum: Option<u16>,
+}
+
+/// Opens TCP, writes `connect` (a whole CONNECT packet) and waits for a
+/// successful CONNACK. `nodelay` turns Nagle off (needed when small
+/// writes follow each other; a lone CONNECT is never delayed by it).
+/// `first_read` sizes the read buffer. The caller bounds the time.
+pub async fn handshake(
+    addr: SocketAddr,
+    who: &str,
+    connect: &[u8],
+    protocol: Protocol,
+    nodelay: bool,
+    first_read: usize,
+) -> Result<Opened, BenchError> {
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .map_err(|e| BenchError::io(format!("{who}: connect to {addr}"), e))?;
+    if nodelay {
+        stream
+            .set_nodelay(true)
+            .map_err(|e| BenchError::io(format!("{who}: set TCP_NODELAY"), e))?;
+    }
+    stream
+        .write_all(connect)
+        .await
+        .map_err(|e| BenchError::io(format!("{who}: write"), e))?;
+    let mut buf = BytesMut::with_capacity(first_read);
+    let refused = |what: String| BenchError::Protocol {
+        who: who.to_owned(),
+        what,
+    };
+    loop {
+        match midge_proto::decode(&mut buf, protocol, MAX_PACKET) {
+            Ok(Packet::ConnAck(ack)) if ack.reason == ReasonCode::Success => {
+                return Ok(Opened {
+                    stream,
+                    rest: buf,
+                    receive_maximum: ack.properties.receive_maximum,
+                })
+            }
+            Ok(Packet::ConnAck(ack)) => {
+                return Err(refused(format!("CONNACK refused: {:?}", ack.reason)))
+            }
+            Ok(other) => return Err(refused(format!("expected CONNACK, got {}", kind(&other)))),
+            Err(midge_proto::Error::Incomplete(_)) => {}
+            Err(source) => {
+                return Err(BenchError::Codec {
+                    who: who.to_owned(),
+                    source,
+                })
+            }
+        }
+        if buf.capacity() - buf.len() < 64 {
+            buf.reserve(buf.capacity().clamp(64, READ_CHUNK));
+        }
+        let n = stream
+            .read_buf(&mut buf)
+            .await
+            .map_err(|e| BenchError::io(format!("{who}: read"), e))?;
+        if n == 0 {
+            return Err(BenchError::Closed {
+                who: who.to_owned(),
+            });
+        }
+    }
+}
+
+impl Conn {
+    /// Opens TCP, sends CONNECT (clean session unless `opts.persistent`) and waits for a successful
+    /// CONNACK. The caller bounds the time.
+    pub async fn connect(
+        addr: SocketAddr,
+        client_id: &str,
+        opts: ClientOptions,
+    ) -> Result<Conn, BenchError> {
+        let mut connect = BytesMut::with_capacity(64);
+        ConnectTemplate::new(opts)?.encode(client_id, &mut connect)?;
+        // Latency is measured per message: Nagle would add up to 40 ms.
+        let opened = handshake(addr, client_id, &connect, opts.protocol, true, FIRST_READ).await?;
+        let (r, w) = opened.stream.into_split();
+        Ok(Conn {
+            reader: Reader {
+                half: r,
+                buf: opened.rest,
+                protocol: opts.protocol,
+                who: client_id.to_owned(),
+            },
+            writer: w,
+            protocol: opts.protocol,
+            receive_maximum: opened.receive_maximum,
+        })
     }
 
     /// Subscribes to one filter and waits for a granting SUBACK.
@@ -238,5 +348,63 @@ pub fn kind(p: &Packet) -> &'static str {
         Packet::PingResp => "PINGRESP",
         Packet::Disconnect(_) => "DISCONNECT",
         Packet::Auth(_) => "AUTH",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The template's bytes are exactly what the codec writes for the same
+    /// CONNECT, for every version, session kind and client id length
+    /// (including ids long enough for a two-byte remaining length).
+    #[test]
+    fn connect_template_matches_the_codec() {
+        for protocol in [Protocol::V3_1, Protocol::V3_1_1, Protocol::V5] {
+            for persistent in [false, true] {
+                let opts = ClientOptions {
+                    protocol,
+                    keep_alive: 60,
+                    persistent,
+                };
+                let template = ConnectTemplate::new(opts).unwrap();
+                for id in ["", "c", "mb1a2b-c9999", &"x".repeat(300)] {
+                    let mut ours = BytesMut::new();
+                    template.encode(id, &mut ours).unwrap();
+                    let mut properties = Properties::default();
+                    if persistent && protocol.is_v5() {
+                        properties.session_expiry_interval = Some(crate::config::PERSISTENT_EXPIRY);
+                    }
+                    let packet = Packet::Connect(Box::new(Connect {
+                        protocol,
+                        clean_start: !persistent,
+                        keep_alive: 60,
+                        client_id: ByteString::from(id),
+                        will: None,
+                        username: None,
+                        password: None,
+                        properties,
+                    }));
+                    let mut theirs = BytesMut::new();
+                    midge_proto::encode(&packet, protocol, &mut theirs).unwrap();
+                    assert_eq!(ours, theirs, "{protocol:?} {persistent} {id}");
+                    let back = midge_proto::decode(&mut ours, protocol, MAX_PACKET).unwrap();
+                    assert_eq!(back, packet);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn connect_template_refuses_huge_ids() {
+        let opts = ClientOptions {
+            protocol: Protocol::V3_1_1,
+            keep_alive: 0,
+            persistent: false,
+        };
+        let template = ConnectTemplate::new(opts).unwrap();
+        let mut out = BytesMut::new();
+        assert!(template.encode(&"x".repeat(70_000), &mut out).is_err());
+        assert!(out.is_empty());
     }
 }

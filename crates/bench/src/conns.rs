@@ -1,21 +1,29 @@
 //! The conn scenario: open K idle connections at a paced rate, measure the
 //! connect rate and handshake times, and the broker's resident memory per
 //! connection once they are all open.
+//!
+//! On loopback the kernel runs the whole TCP handshake, the server side's
+//! included, on the connecting CPU, so the load tool's own cost bounds the
+//! connect rate. Hence the shape: one short task per handshake, which sends
+//! its stream back over a channel and ends; the run itself holds the idle
+//! connections, with no task, timer or waker each, and pings them all in
+//! one sweep every half keep alive.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use midge_proto::{Disconnect, Packet, ReasonCode};
-use tokio::io::AsyncWriteExt;
-use tokio::sync::Semaphore;
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Semaphore};
+use tokio::time::{Instant, Sleep};
 
-use crate::client::{encode_into, ClientOptions, Conn};
+use crate::client::{encode_into, handshake, ClientOptions, ConnectTemplate};
 use crate::config::BenchConfig;
 use crate::error::BenchError;
 use crate::latency::Latency;
@@ -24,37 +32,168 @@ use crate::proccpu::{BrokerCpu, CpuMeter, CpuPhase};
 use crate::procmem::vm_rss_kib;
 use crate::progress::Progress;
 use crate::report::{count, rate, ConnReport};
-use crate::run::{join_all, run_tag};
+use crate::run::run_tag;
 
 /// File descriptors kept for everything that is not a bench connection.
 const SPARE_FDS: u64 = 256;
+/// Read buffer of a handshake: a CONNACK is 4 bytes (5.0: plus properties,
+/// and the buffer grows for large ones).
+const HANDSHAKE_READ: usize = 64;
+/// How often the progress line is refreshed.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
-/// Counters shared by the connection tasks.
+/// How one handshake ended, sent by its task to the run.
+#[derive(Debug)]
+enum Outcome {
+    Open {
+        stream: TcpStream,
+        took_ns: u64,
+        /// [`Clock`] time of the CONNACK.
+        at_ns: u64,
+    },
+    Failed(String),
+}
+
+/// What the handshakes came to. Owned by the run alone: the tasks only
+/// send [`Outcome`]s, so nothing here is shared or locked.
 #[derive(Debug, Default)]
 struct Tally {
-    connected: AtomicU64,
-    failed: AtomicU64,
-    dropped: AtomicU64,
-    last_ok_ns: AtomicU64,
-    /// Handshake times. A std mutex is enough: held for one record, never
-    /// across an await.
-    handshake: Mutex<Latency>,
+    connected: u64,
+    failed: u64,
+    last_ok_ns: u64,
+    handshake: Latency,
     /// Failure messages and how often each occurred.
-    errors: Mutex<BTreeMap<String, u64>>,
+    errors: BTreeMap<String, u64>,
 }
 
 impl Tally {
-    fn fail(&self, why: String) {
-        self.failed.fetch_add(1, Ordering::AcqRel);
-        if let Ok(mut m) = self.errors.lock() {
-            // The client id makes every message unique; group by the rest.
-            let key = why
-                .split_once(": ")
-                .map(|(_, r)| r.to_owned())
-                .unwrap_or(why);
-            *m.entry(key).or_insert(0) += 1;
+    fn done(&self) -> u64 {
+        self.connected + self.failed
+    }
+
+    fn take(&mut self, outcome: Outcome, idle: &mut Idle) {
+        match outcome {
+            Outcome::Open {
+                stream,
+                took_ns,
+                at_ns,
+            } => {
+                self.connected += 1;
+                self.last_ok_ns = self.last_ok_ns.max(at_ns);
+                self.handshake.record(took_ns);
+                idle.conns.push(stream);
+            }
+            Outcome::Failed(why) => {
+                self.failed += 1;
+                // The client id makes every message unique; group by the rest.
+                let key = why
+                    .split_once(": ")
+                    .map(|(_, r)| r.to_owned())
+                    .unwrap_or(why);
+                *self.errors.entry(key).or_insert(0) += 1;
+            }
         }
     }
+}
+
+/// The open connections, idle, and their keep alive.
+struct Idle {
+    conns: Vec<TcpStream>,
+    /// Connections the broker closed.
+    dropped: u64,
+    /// Half the keep alive; `None` without keep alive.
+    ping_every: Option<Duration>,
+    /// Fires at the next ping sweep (never polled without keep alive).
+    timer: Pin<Box<Sleep>>,
+    pingreq: BytesMut,
+}
+
+impl Idle {
+    fn new(opts: ClientOptions, start: Instant) -> Result<Idle, BenchError> {
+        let ping_every = (opts.keep_alive > 0)
+            .then(|| Duration::from_secs(u64::from(opts.keep_alive.max(2)) / 2));
+        let mut pingreq = BytesMut::new();
+        encode_into(&Packet::PingReq, opts.protocol, &mut pingreq, "PINGREQ")?;
+        Ok(Idle {
+            conns: Vec::new(),
+            dropped: 0,
+            ping_every,
+            timer: Box::pin(tokio::time::sleep_until(
+                start + ping_every.unwrap_or_default(),
+            )),
+            pingreq,
+        })
+    }
+
+    fn pings(&self) -> bool {
+        self.ping_every.is_some()
+    }
+
+    /// Waits for the next sweep and pings every connection. Cancel safe:
+    /// dropped before the timer fires, it has done nothing.
+    async fn tick(&mut self) {
+        self.timer.as_mut().await;
+        // Each connection was open at the last sweep or opened since: it
+        // hears from us at most one interval after its last packet, half
+        // the keep alive, as a timer per connection would do.
+        self.sweep(true);
+        let next = Instant::now() + self.ping_every.unwrap_or_default();
+        self.timer.as_mut().reset(next);
+    }
+
+    /// Reads what the broker sent (PINGRESPs) and drops the connections it
+    /// closed; with `ping`, writes a PINGREQ to each of the others.
+    fn sweep(&mut self, ping: bool) {
+        let pingreq = &self.pingreq[..];
+        let before = self.conns.len();
+        self.conns
+            .retain(|s| alive(s) && (!ping || writes(s, pingreq)));
+        self.dropped += (before - self.conns.len()) as u64;
+    }
+
+    /// Sleeps until `until`, pinging on the way.
+    async fn idle_until(&mut self, until: Instant) {
+        while Instant::now() < until {
+            tokio::select! {
+                _ = tokio::time::sleep_until(until) => break,
+                _ = self.tick(), if self.pings() => {}
+            }
+        }
+    }
+
+    /// Counts the connections the broker closed, sends DISCONNECT on the
+    /// others and closes them. Returns how many the broker closed in all.
+    fn release(mut self, bye: &[u8]) -> u64 {
+        self.sweep(false);
+        for s in self.conns.drain(..) {
+            // A full send buffer (the broker stopped reading) gets no
+            // DISCONNECT; the close still ends the connection.
+            let _ = writes(&s, bye);
+        }
+        self.dropped
+    }
+}
+
+/// Drains whatever the broker sent; false once it closed the connection.
+/// Reading everything also keeps the close a FIN rather than a reset.
+fn alive(s: &TcpStream) -> bool {
+    let mut scrap = [0u8; 64];
+    loop {
+        match s.try_read(&mut scrap) {
+            Ok(0) => return false,
+            Ok(_) => continue,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Writes a whole small packet without waiting; false if the socket is
+/// broken or too full to take it (a broker that stopped reading has
+/// stopped serving the connection).
+fn writes(s: &TcpStream, packet: &[u8]) -> bool {
+    matches!(s.try_write(packet), Ok(n) if n == packet.len())
 }
 
 /// Raises this process's open-file limit to fit `want` descriptors, as far
@@ -104,9 +243,12 @@ pub async fn conn(
         keep_alive: cfg.keep_alive,
         persistent: false,
     };
-    let tally = Arc::new(Tally::default());
-    let release = CancellationToken::new();
-    let abort = CancellationToken::new();
+    let template = ConnectTemplate::new(opts)?;
+    let mut bye = BytesMut::new();
+    let disconnect = Packet::Disconnect(Disconnect::new(ReasonCode::Success));
+    encode_into(&disconnect, opts.protocol, &mut bye, "DISCONNECT")?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Outcome>();
+    let mut tally = Tally::default();
     let sem = Arc::new(Semaphore::new(cfg.concurrency));
     let cpu_meter = match cfg.broker_pid {
         Some(pid) => Some(CpuMeter::start(pid)?),
@@ -114,100 +256,134 @@ pub async fn conn(
     };
     let start = Instant::now();
     let start_ns = clock.now_ns();
-    let open_until = start + cfg.duration;
-    let mut tasks = Vec::with_capacity(cfg.connections);
+    let mut idle = Idle::new(opts, start)?;
+    let open_until = tokio::time::sleep_until(start + cfg.duration);
+    tokio::pin!(open_until);
+    let mut attempted = 0usize;
     let mut last_progress = start;
 
-    for i in 0..cfg.connections {
+    'open: for i in 0..cfg.connections {
         if cfg.conn_rate > 0.0 {
             let at = start + Duration::from_secs_f64(i as f64 / cfg.conn_rate);
-            if at >= open_until {
+            if at >= start + cfg.duration {
                 break;
             }
-            tokio::time::sleep_until(at).await;
+            let pace = tokio::time::sleep_until(at);
+            tokio::pin!(pace);
+            loop {
+                tokio::select! {
+                    _ = &mut pace => break,
+                    _ = idle.tick(), if idle.pings() => {}
+                }
+            }
         }
-        let permit = tokio::select! {
-            p = sem.clone().acquire_owned() => p,
-            _ = tokio::time::sleep_until(open_until) => break,
+        let permit = loop {
+            tokio::select! {
+                p = sem.clone().acquire_owned() => break p,
+                _ = &mut open_until => break 'open,
+                _ = idle.tick(), if idle.pings() => {}
+            }
         };
         let Ok(permit) = permit else { break };
-        let (t_tally, release, abort) = (tally.clone(), release.clone(), abort.clone());
-        let id = format!("mb{tag}-c{i}");
-        let connect_timeout = cfg.connect_timeout;
-        tasks.push(tokio::spawn(async move {
-            let tally = t_tally;
+        let mut who = String::with_capacity(24);
+        let _ = write!(who, "mb{tag}-c{i}");
+        let mut connect = BytesMut::with_capacity(64);
+        template.encode(&who, &mut connect)?;
+        let tx = tx.clone();
+        let (protocol, connect_timeout) = (opts.protocol, cfg.connect_timeout);
+        tokio::spawn(async move {
             let t0 = Instant::now();
-            let r = tokio::time::timeout(connect_timeout, Conn::connect(addr, &id, opts)).await;
+            let r = tokio::time::timeout(
+                connect_timeout,
+                handshake(addr, &who, &connect, protocol, false, HANDSHAKE_READ),
+            )
+            .await;
             drop(permit);
-            let conn = match r {
-                Ok(Ok(c)) => c,
-                Ok(Err(e)) => return tally.fail(e.to_string()),
-                Err(_) => return tally.fail(format!("{id}: handshake timed out")),
+            let outcome = match r {
+                Ok(Ok(opened)) => Outcome::Open {
+                    stream: opened.stream,
+                    took_ns: u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX),
+                    at_ns: clock.now_ns(),
+                },
+                Ok(Err(e)) => Outcome::Failed(e.to_string()),
+                Err(_) => Outcome::Failed(format!("{who}: handshake timed out")),
             };
-            let took = t0.elapsed();
-            tally.connected.fetch_add(1, Ordering::AcqRel);
-            tally.last_ok_ns.fetch_max(clock.now_ns(), Ordering::AcqRel);
-            if let Ok(mut h) = tally.handshake.lock() {
-                h.record(u64::try_from(took.as_nanos()).unwrap_or(u64::MAX));
-            }
-            idle(conn, opts, &release, &abort, &tally).await;
-        }));
-        if last_progress.elapsed() >= Duration::from_millis(100) {
+            // The receiver is gone only if the run itself ended early.
+            let _ = tx.send(outcome);
+        });
+        attempted += 1;
+        // Taking outcomes as they come keeps the streams out of the
+        // channel's memory; it never waits.
+        while let Ok(o) = rx.try_recv() {
+            tally.take(o, &mut idle);
+        }
+        if progress.is_visible() && last_progress.elapsed() >= PROGRESS_EVERY {
             last_progress = Instant::now();
-            progress.set(conn_line(&tally, i + 1, cfg.connections, start));
+            progress.set(conn_line(&tally, attempted, cfg.connections, start));
         }
     }
-    let attempted = tasks.len();
+    // Only the tasks hold senders now: a closed channel means all ended.
+    drop(tx);
 
     // Every attempt ends in a CONNACK, a failure or its handshake timeout.
-    let settled_by = Instant::now() + cfg.connect_timeout + Duration::from_secs(1);
-    loop {
-        let done = tally.connected.load(Ordering::Acquire) + tally.failed.load(Ordering::Acquire);
-        progress.set(conn_line(&tally, attempted, cfg.connections, start));
-        if done >= attempted as u64 || Instant::now() >= settled_by {
-            break;
+    let settled_by = tokio::time::sleep(cfg.connect_timeout + Duration::from_secs(1));
+    tokio::pin!(settled_by);
+    let mut refresh = tokio::time::interval(PROGRESS_EVERY);
+    let mut lost_tasks = 0u64;
+    while tally.done() < attempted as u64 {
+        tokio::select! {
+            o = rx.recv() => match o {
+                Some(o) => tally.take(o, &mut idle),
+                None => {
+                    lost_tasks = attempted as u64 - tally.done();
+                    break;
+                }
+            },
+            _ = &mut settled_by => break,
+            _ = idle.tick(), if idle.pings() => {}
+            _ = refresh.tick(), if progress.is_visible() => {
+                progress.set(conn_line(&tally, attempted, cfg.connections, start));
+            }
         }
-        // Short: the broker's CPU time is read when this loop ends, and
-        // the phase should end with the last CONNACK.
-        tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    let connected = tally.connected.load(Ordering::Acquire);
+    let connected = tally.connected;
     let mut errors = Vec::new();
     let broker_cpu = cpu_meter.and_then(|m| {
         m.finish(CpuPhase::Connect, connected)
             .map_err(|e| errors.push(e.to_string()))
             .ok()
     });
-    let connect_secs = tally
-        .last_ok_ns
-        .load(Ordering::Acquire)
-        .saturating_sub(start_ns) as f64
-        / 1e9;
+    let connect_secs = tally.last_ok_ns.saturating_sub(start_ns) as f64 / 1e9;
+    if lost_tasks > 0 {
+        errors.push(format!(
+            "{} connection tasks ended without a result",
+            count(lost_tasks)
+        ));
+    }
 
     progress.set(format!("{} connections open; settling", count(connected)));
-    tokio::time::sleep(cfg.settle).await;
+    idle.idle_until(Instant::now() + cfg.settle).await;
     let rss_after = match cfg.broker_pid {
         Some(pid) => Some(vm_rss_kib(pid)?),
         None => None,
     };
     if !cfg.hold.is_zero() {
         progress.set(format!("{} connections open; holding", count(connected)));
-        tokio::time::sleep(cfg.hold).await;
+        idle.idle_until(Instant::now() + cfg.hold).await;
     }
     progress.set("disconnecting".into());
-    release.cancel();
-    for r in join_all(tasks, Duration::from_secs(5), &abort).await {
-        if let Err(e) = r {
-            errors.push(format!("connection task: {e}"));
-        }
+    // Handshakes still running past the settle limit: their connections
+    // close with the channel.
+    rx.close();
+    while let Ok(o) = rx.try_recv() {
+        tally.take(o, &mut idle);
     }
-    if let Ok(m) = tally.errors.lock() {
-        for (why, n) in m.iter().take(10) {
-            errors.push(format!("{} connections: {why}", count(*n)));
-        }
+    let dropped = idle.release(&bye);
+    for (why, n) in tally.errors.iter().take(10) {
+        errors.push(format!("{} connections: {why}", count(*n)));
     }
-    let handshake = tally.handshake.lock().ok().and_then(|h| h.summary());
-    let live = connected.saturating_sub(tally.dropped.load(Ordering::Acquire));
+    let handshake = tally.handshake.summary();
+    let live = connected.saturating_sub(dropped);
     let bytes_per_connection = match (rss_before, rss_after) {
         (Some(b), Some(a)) if live > 0 => Some(a.saturating_sub(b) as f64 * 1024.0 / live as f64),
         _ => None,
@@ -216,8 +392,8 @@ pub async fn conn(
         requested: cfg.connections,
         attempted,
         connected,
-        failed: tally.failed.load(Ordering::Acquire),
-        dropped: tally.dropped.load(Ordering::Acquire),
+        failed: tally.failed,
+        dropped,
         keep_alive: cfg.keep_alive,
         target_rate: (cfg.conn_rate > 0.0).then_some(cfg.conn_rate),
         connect_secs,
@@ -238,68 +414,104 @@ pub async fn conn(
     Ok((report, broker_cpu, errors))
 }
 
-/// Keeps one connection open and quiet (a PINGREQ every half keep alive)
-/// until released, then disconnects.
-async fn idle(
-    conn: Conn,
-    opts: ClientOptions,
-    release: &CancellationToken,
-    abort: &CancellationToken,
-    tally: &Tally,
-) {
-    let Conn {
-        mut reader,
-        mut writer,
-        protocol,
-        ..
-    } = conn;
-    let who = reader.who().to_owned();
-    let ping_every = Duration::from_secs(u64::from(opts.keep_alive.max(2)) / 2);
-    let mut buf = BytesMut::new();
-    loop {
-        tokio::select! {
-            _ = release.cancelled() => break,
-            _ = abort.cancelled() => return,
-            _ = tokio::time::sleep(ping_every), if opts.keep_alive > 0 => {
-                buf.clear();
-                if encode_into(&Packet::PingReq, protocol, &mut buf, &who).is_err()
-                    || writer.write_all(&buf).await.is_err()
-                {
-                    tally.dropped.fetch_add(1, Ordering::AcqRel);
-                    return;
-                }
-            }
-            r = reader.fill() => {
-                // PINGRESP is all a broker should send; anything else is
-                // read and dropped. End of stream: the broker dropped us.
-                if r.is_err() {
-                    tally.dropped.fetch_add(1, Ordering::AcqRel);
-                    return;
-                }
-                while let Ok(Some(_)) = reader.try_decode() {}
-            }
-        }
-    }
-    buf.clear();
-    let bye = Packet::Disconnect(Disconnect::new(ReasonCode::Success));
-    if encode_into(&bye, protocol, &mut buf, &who).is_ok() {
-        tokio::select! {
-            _ = writer.write_all(&buf) => {}
-            _ = abort.cancelled() => return,
-        }
-    }
-    let _ = writer.shutdown().await;
-}
-
 fn conn_line(tally: &Tally, attempted: usize, total: usize, start: Instant) -> String {
-    let ok = tally.connected.load(Ordering::Relaxed);
     let secs = start.elapsed().as_secs_f64().max(1e-3);
     format!(
         "attempted {}/{}  connected {} ({} conn/s)  failed {}",
         count(attempted as u64),
         count(total as u64),
-        count(ok),
-        rate(ok as f64 / secs),
-        count(tally.failed.load(Ordering::Relaxed))
+        count(tally.connected),
+        rate(tally.connected as f64 / secs),
+        count(tally.failed)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    const WAIT: Duration = Duration::from_secs(5);
+
+    fn opts(keep_alive: u16) -> ClientOptions {
+        ClientOptions {
+            protocol: midge_proto::Protocol::V3_1_1,
+            keep_alive,
+            persistent: false,
+        }
+    }
+
+    /// `n` connected pairs: the idle side and the accepted (broker) side.
+    async fn pairs(n: usize) -> (Idle, Vec<TcpStream>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut idle = Idle::new(opts(2), Instant::now()).unwrap();
+        let mut servers = Vec::new();
+        for _ in 0..n {
+            idle.conns.push(TcpStream::connect(addr).await.unwrap());
+            servers.push(listener.accept().await.unwrap().0);
+        }
+        (idle, servers)
+    }
+
+    async fn read_exactly(s: &mut TcpStream, n: usize) -> Vec<u8> {
+        let mut got = vec![0u8; n];
+        tokio::time::timeout(WAIT, s.read_exact(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        got
+    }
+
+    #[tokio::test]
+    async fn sweep_pings_the_open_and_counts_the_closed() {
+        let (mut idle, mut servers) = pairs(3).await;
+        // The broker closes the second connection and answers the third
+        // with a PINGRESP nobody asked for.
+        drop(servers.remove(1));
+        servers[1].write_all(&[0xd0, 0]).await.unwrap();
+        for s in &idle.conns[1..] {
+            tokio::time::timeout(WAIT, s.readable())
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        idle.sweep(true);
+        assert_eq!((idle.conns.len(), idle.dropped), (2, 1));
+        for s in &mut servers {
+            assert_eq!(read_exactly(s, 2).await, [0xc0, 0]);
+        }
+        // Nothing new from the broker: still open, no more counted.
+        idle.sweep(false);
+        assert_eq!((idle.conns.len(), idle.dropped), (2, 1));
+    }
+
+    #[tokio::test]
+    async fn release_sends_disconnect_then_closes() {
+        let (idle, mut servers) = pairs(2).await;
+        assert_eq!(idle.release(&[0xe0, 0]), 0);
+        for s in &mut servers {
+            assert_eq!(read_exactly(s, 2).await, [0xe0, 0]);
+            let mut rest = Vec::new();
+            let n = tokio::time::timeout(WAIT, s.read_to_end(&mut rest))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(n, 0, "a FIN after the DISCONNECT");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ticks_every_half_keep_alive() {
+        let (mut idle, mut servers) = pairs(1).await;
+        let t0 = Instant::now();
+        // Keep alive 2 s: pings at 1 s and 2 s; none before.
+        idle.idle_until(t0 + Duration::from_millis(2_500)).await;
+        assert_eq!(read_exactly(&mut servers[0], 4).await, [0xc0, 0, 0xc0, 0]);
+        assert_eq!(idle.dropped, 0);
+        let none = Idle::new(opts(0), t0).unwrap();
+        assert!(!none.pings());
+    }
 }

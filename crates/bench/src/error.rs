@@ -34,6 +34,8 @@ pub enum BenchError {
     Memory(String),
     #[error("cannot read the broker's CPU time: {0}")]
     Cpu(String),
+    #[error("the run's task failed: {0}")]
+    Task(String),
 }
 
 impl BenchError {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use midge_bench::proccpu::CpuPhase;
 use midge_bench::{execute, BenchConfig, BenchError, Scenario};
 use midge_proto::QoS;
 
@@ -118,6 +119,13 @@ async fn fan_in_qos1_loses_nothing() {
     assert!(t.delivered_per_sec > 0.0);
     let rss = r.broker_rss.expect("broker memory");
     assert!(rss.start_kib > 0 && rss.peak_kib >= rss.start_kib);
+    let cpu = r.broker_cpu.expect("broker CPU");
+    assert_eq!(cpu.phase, CpuPhase::Send);
+    assert!(cpu.work > 0 && cpu.work <= t.delivered, "{cpu:?}");
+    assert!(cpu.cpu_secs > 0.0 && cpu.wall_secs > 0.0, "{cpu:?}");
+    assert_eq!(t.broker_cpu_ns_per_message, cpu.cpu_ns_per_work);
+    assert!(t.broker_cpu_ns_per_message.unwrap() > 0.0);
+    assert_eq!(t.broker_cpu_pct, cpu.utilisation_pct);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,6 +177,29 @@ async fn fan_out_qos2_and_idle_connections() {
     assert!(k.connects_per_sec > 0.0);
     assert!(k.bytes_per_connection.is_some());
     assert_eq!(k.handshake.expect("handshakes").samples, 200);
+    let cpu = r.broker_cpu.expect("broker CPU");
+    assert_eq!((cpu.phase, cpu.work), (CpuPhase::Connect, 200), "{cpu:?}");
+    let per = k.broker_cpu_us_per_connection.expect("CPU per connection");
+    assert!(per > 0.0 && per < 10_000.0, "{k:?}");
+    assert!(k.broker_cpu_pct.is_some());
+}
+
+/// Idle connections outlive the broker's keep alive check (1.5 times the
+/// keep alive without a packet; mosquitto checks about once a second, so
+/// it closed silent clients after 3 to 5 s) only if the pings go out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_kept_alive() {
+    let broker = mosquitto_or_skip!("keepalive");
+    let mut c = config(Scenario::Conn, broker.port);
+    c.connections = 50;
+    c.conn_rate = 0.0;
+    c.keep_alive = 2;
+    c.settle = Duration::from_millis(100);
+    c.hold = Duration::from_secs(7);
+    let r = execute(&c).await.expect("run");
+    assert!(r.errors.is_empty(), "{:?}", r.errors);
+    let k = r.conn.expect("conn figures");
+    assert_eq!((k.connected, k.dropped), (50, 0), "{k:?}");
 }
 
 #[tokio::test]
