@@ -9,7 +9,7 @@ mod web_common;
 use std::time::Duration;
 
 use midge_broker::Event;
-use midge_proto::{Bytes, Disconnect, Packet, Protocol, QoS, ReasonCode, Will};
+use midge_proto::{Bytes, Disconnect, Packet, Protocol, PubResp, QoS, ReasonCode, Will};
 use midge_server::web::config::WebhookConfig;
 use serde_json::Value;
 use tokio::net::TcpStream;
@@ -346,5 +346,140 @@ async fn per_message_events_only_when_a_webhook_forwards_them() {
         message_events_seen(&m, "messages").await,
         "a message webhook: sent"
     );
+    m.stop().await;
+}
+
+/// Waits (bounded) until the management API lists `id` offline: a
+/// connection's task releases its session just after the socket closes.
+async fn until_offline(m: &Midge, id: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while get(m, &format!("/api/v1/clients/{id}")).await.1["online"] != false {
+        assert!(tokio::time::Instant::now() < deadline, "{id} still online");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `GET /metrics` text (public by default).
+async fn metrics_text(m: &Midge) -> String {
+    let r = client()
+        .get(m.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(r.status(), 200);
+    r.text().await.expect("metrics text")
+}
+
+/// The value of the series `series` (name and labels exactly as written)
+/// in a Prometheus text exposition; `None` if it is not there.
+fn series(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .map(|v| {
+            v.trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("{series}: value {v:?}: {e}"))
+        })
+}
+
+fn value(text: &str, name: &str) -> f64 {
+    series(text, name).unwrap_or_else(|| panic!("metric {name} missing:\n{text}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_the_store_holding_an_offline_sessions_messages() {
+    let m = start().await;
+    let (mut keeper, _) = persistent(&m, "stored", 300, None).await;
+    subscribe(&mut keeper, "dur/#").await;
+    keeper
+        .send(&Packet::Disconnect(Disconnect::new(ReasonCode::Success)))
+        .await;
+    assert!(keeper.recv().await.is_none());
+    until_offline(&m, "stored").await;
+
+    let before = metrics_text(&m).await;
+    for (family, kind) in [
+        ("midge_store_info", "gauge"),
+        ("midge_store_messages", "gauge"),
+        ("midge_store_bytes", "gauge"),
+        ("midge_store_commits_total", "counter"),
+        ("midge_store_write_failures_total", "counter"),
+    ] {
+        assert!(
+            before.contains(&format!("# TYPE {family} {kind}\n")),
+            "{family} {kind}:\n{before}"
+        );
+    }
+    assert_eq!(
+        series(&before, "midge_store_info{engine=\"disk\"}"),
+        Some(1.0)
+    );
+    let mut publisher = m.mqtt_client("store-feeder", None).await;
+    // A PUBACK for a message a persistent session queues goes once its
+    // write is committed, and the store counts a commit before it answers
+    // the waiters: no waiting needed for these figures.
+    publish_qos1(&mut publisher, "dur/x", (0..5).map(|i| format!("m{i}"))).await;
+    let after = metrics_text(&m).await;
+    let d = |n: &str| value(&after, n) - value(&before, n);
+    assert_eq!(d("midge_store_messages"), 5.0, "{after}");
+    assert!(d("midge_store_bytes") > 0.0);
+    assert!(d("midge_store_commits_total") >= 1.0);
+    assert!(d("midge_store_batches_total") >= 5.0, "one batch a publish");
+    assert!(d("midge_store_ops_total") >= 5.0);
+    assert!(value(&after, "midge_store_commit_batches_max") >= 1.0);
+    for zero in [
+        "midge_store_write_failures_total",
+        "midge_store_refused_full_total",
+        "midge_store_batches_refused_full_total",
+        "midge_store_commit_errors_total",
+        "midge_store_dropped_queue_full_total",
+    ] {
+        assert_eq!(value(&after, zero), 0.0, "{zero}");
+    }
+
+    // The session comes back and acknowledges the five: the store lets go
+    // of them (acknowledgements are written without waiting: bounded poll).
+    let (mut keeper, present) = persistent(&m, "stored", 300, None).await;
+    assert!(present);
+    for _ in 0..5 {
+        match keeper.recv().await {
+            Some(Packet::Publish(p)) => {
+                let pkid = p.pkid;
+                keeper.send(&Packet::PubAck(PubResp::new(pkid))).await;
+            }
+            other => panic!("expected a queued PUBLISH, got {other:?}"),
+        }
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let now = metrics_text(&m).await;
+        if value(&now, "midge_store_messages") == value(&before, "midge_store_messages") {
+            assert!(
+                value(&now, "midge_store_commits_total")
+                    > value(&after, "midge_store_commits_total")
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the store still holds the acknowledged messages:\n{now}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    m.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_name_the_memory_store() {
+    let m = start_with(|c, _| c.store.engine = midge_server::StoreEngine::Memory).await;
+    let text = metrics_text(&m).await;
+    assert_eq!(
+        series(&text, "midge_store_info{engine=\"memory\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(series(&text, "midge_store_info{engine=\"disk\"}"), None);
+    assert_eq!(value(&text, "midge_store_write_failures_total"), 0.0);
     m.stop().await;
 }

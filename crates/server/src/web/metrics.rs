@@ -1,7 +1,8 @@
 //! `GET /metrics`: Prometheus text format (version 0.0.4). Broker counters
 //! (per QoS and per drop reason included) come from `Broker::stats()`, the
 //! same numbers `$SYS` publishes; clients per listener from a
-//! `Broker::clients()` snapshot; the web doors add their own. Nothing here
+//! `Broker::clients()` snapshot; the durable store's counters from
+//! `Broker::durability()`; the web doors add their own. Nothing here
 //! listens to broker events, so the message path pays nothing for it.
 
 use std::collections::BTreeMap;
@@ -12,6 +13,7 @@ use std::sync::atomic::Ordering;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
+use midge_broker::DurabilityStats;
 
 use super::admin::require_admin;
 use super::error::ApiError;
@@ -202,6 +204,9 @@ pub fn render(web: &Web) -> String {
             s.dropped_by_reason.get(r),
         );
     }
+    if let Some(d) = web.broker.durability() {
+        store(&mut o, &d);
+    }
     o.family(
         "midge_listener_clients_connected",
         "gauge",
@@ -328,6 +333,98 @@ pub fn render(web: &Web) -> String {
         );
     }
     o.0
+}
+
+/// The durable store's figures (`Broker::durability()`, the numbers the
+/// `$SYS/broker/store/...` topics publish, and a few more). Every server
+/// has a store, `engine = "memory"` included; a broker built without one
+/// exports none of these.
+fn store(o: &mut Out, d: &DurabilityStats) {
+    let s = &d.store;
+    o.family(
+        "midge_store_info",
+        "gauge",
+        "The durable store's engine (disk or memory); always 1.",
+    );
+    o.labelled("midge_store_info", &[("engine", d.engine)], 1);
+    o.one(
+        "midge_store_messages",
+        "gauge",
+        "Message bodies held by the store (one per message, however many sessions queue it).",
+        s.messages,
+    );
+    o.one(
+        "midge_store_bytes",
+        "gauge",
+        "Bytes of the store's records, keys and values (the file on disk is larger).",
+        s.bytes,
+    );
+    o.one(
+        "midge_store_backlog_batches",
+        "gauge",
+        "Write batches submitted to the store and not committed yet.",
+        s.backlog,
+    );
+    o.one(
+        "midge_store_commits_total",
+        "counter",
+        "Store transactions committed (group commit: one or more batches each).",
+        s.commits,
+    );
+    o.one(
+        "midge_store_batches_total",
+        "counter",
+        "Write batches committed to the store.",
+        s.batches,
+    );
+    o.one(
+        "midge_store_ops_total",
+        "counter",
+        "Write operations committed to the store.",
+        s.ops,
+    );
+    o.one(
+        "midge_store_commit_batches_max",
+        "gauge",
+        "Most batches one store transaction carried since start.",
+        s.max_batches_per_commit,
+    );
+    o.one(
+        "midge_store_commit_errors_total",
+        "counter",
+        "Store transactions that failed (every batch they carried was refused).",
+        s.write_errors,
+    );
+    o.one(
+        "midge_store_purged_total",
+        "counter",
+        "Expired entries removed from the store.",
+        s.purged,
+    );
+    o.one(
+        "midge_store_dropped_queue_full_total",
+        "counter",
+        "Queue entries not stored because their session's stored queue was at its cap.",
+        s.dropped_queue_full,
+    );
+    o.one(
+        "midge_store_batches_refused_full_total",
+        "counter",
+        "Write batches the store refused at its size cap (max_store_bytes).",
+        s.refused_full,
+    );
+    o.one(
+        "midge_store_refused_full_total",
+        "counter",
+        "Client writes (QoS 1/2 publishes: 5.0 0x97, subscriptions) refused because the store was at its size cap.",
+        d.refused_full,
+    );
+    o.one(
+        "midge_store_write_failures_total",
+        "counter",
+        "Client writes (QoS 1/2 publishes: 0x80, subscriptions) refused because a store write failed.",
+        d.write_failures,
+    );
 }
 
 /// Connected clients per listener, from a snapshot of the sessions (one
