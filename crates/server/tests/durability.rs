@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::{addr_of, Raw, WAIT};
 use midge_proto::{
     decode, ConnAck, Connect, Packet, Properties, Protocol, PubResp, Publish, QoS, ReasonCode,
-    SubAck, Subscribe, Subscription, SubscriptionOptions, Will,
+    SubAck, Will,
 };
 use midge_server::{Config, ListenerConfig, ListenerKind, Server};
 use tokio::io::AsyncReadExt;
@@ -48,15 +48,12 @@ fn connect_packet(client_id: &str, v5: bool, clean: bool, expiry: u32) -> Connec
     if v5 && expiry > 0 {
         properties.session_expiry_interval = Some(expiry);
     }
+    let protocol = if v5 { Protocol::V5 } else { Protocol::V3_1_1 };
     Connect {
-        protocol: if v5 { Protocol::V5 } else { Protocol::V3_1_1 },
         clean_start: clean,
         keep_alive: 60,
-        client_id: client_id.into(),
-        will: None,
-        username: None,
-        password: None,
         properties,
+        ..common::connect(client_id, protocol)
     }
 }
 
@@ -106,18 +103,7 @@ async fn recv_within(raw: &mut Client, wait: Duration) -> Option<Packet> {
 }
 
 async fn subscribe(raw: &mut Client, pkid: u16, filter: &str, qos: QoS) -> SubAck {
-    raw.send(&Packet::Subscribe(Subscribe {
-        pkid,
-        filters: vec![Subscription {
-            filter: filter.into(),
-            options: SubscriptionOptions {
-                qos,
-                ..SubscriptionOptions::default()
-            },
-        }],
-        properties: Properties::default(),
-    }))
-    .await;
+    raw.send(&common::subscribe_packet(pkid, filter, qos)).await;
     match raw.recv().await {
         Some(Packet::SubAck(a)) => a,
         other => panic!("expected SUBACK, got {other:?}"),

@@ -80,21 +80,18 @@ async fn credentials_are_required_and_checked() {
         ("GET", "/api/v1/poll?filter=a&timeout=0"),
         ("GET", "/api/v1/retained?filter=a"),
     ] {
-        let req = match method {
+        let request = || match method {
             "POST" => http.post(m.url(path)).json(&json!({"topic": "alice/x"})),
             _ => http.get(m.url(path)),
         };
-        let r = req.send().await.expect("req");
+        let r = request().send().await.expect("req");
         assert_eq!(r.status(), 401, "anonymous {path}");
         assert!(r.headers().contains_key("www-authenticate"));
-        let r = match method {
-            "POST" => http.post(m.url(path)).json(&json!({"topic": "alice/x"})),
-            _ => http.get(m.url(path)),
-        }
-        .header("authorization", format!("Basic {}", b64("alice:wrong")))
-        .send()
-        .await
-        .expect("req");
+        let r = request()
+            .header("authorization", format!("Basic {}", b64("alice:wrong")))
+            .send()
+            .await
+            .expect("req");
         assert_eq!(r.status(), 401, "wrong password {path}");
         let v: Value = r.json().await.expect("json");
         assert_eq!(v["code"], "unauthorized");
@@ -120,9 +117,7 @@ async fn publish_api_applies_the_acl() {
     let m = start_secure().await;
     let http = client();
     let mut root = m.mqtt_client("root-sub", Some(("root", "root-pw"))).await;
-    root.send(&common::subscribe_packet(1, "#", QoS::AtLeastOnce))
-        .await;
-    assert!(matches!(root.recv().await, Some(Packet::SubAck(_))));
+    subscribe_acked(&mut root, "#", QoS::AtLeastOnce).await;
     for (how, auth) in alice_auths() {
         for qos in 0..=2 {
             for topic in ["secret/x", "public/x"] {
@@ -149,16 +144,7 @@ async fn publish_api_applies_the_acl() {
                 Some(Packet::Publish(p)) => {
                     assert_eq!(&*p.topic, "alice/x");
                     assert_eq!(p.payload, format!("{how}-{qos}").into_bytes());
-                    if p.qos == QoS::AtLeastOnce {
-                        root.send(&Packet::PubAck(midge_proto::PubResp::new(p.pkid)))
-                            .await;
-                    } else if p.qos == QoS::ExactlyOnce {
-                        root.send(&Packet::PubRec(midge_proto::PubResp::new(p.pkid)))
-                            .await;
-                        assert!(matches!(root.recv().await, Some(Packet::PubRel(_))));
-                        root.send(&Packet::PubComp(midge_proto::PubResp::new(p.pkid)))
-                            .await;
-                    }
+                    ack_delivery(&mut root, &p).await;
                 }
                 other => panic!("expected alice/x, got {other:?}"),
             }
@@ -173,20 +159,11 @@ async fn sse_and_polling_never_deliver_a_denied_topic() {
     let http = client();
     for (i, (how, auth)) in alice_auths().into_iter().enumerate() {
         // Subscribing to the denied branch itself is refused.
-        let r = http
-            .get(m.url("/api/v1/stream?filter=secret/%23"))
-            .header("authorization", &auth)
-            .send()
-            .await
-            .expect("req");
-        assert_eq!(r.status(), 403, "{how}");
-        let r = http
-            .get(m.url("/api/v1/poll?filter=secret/x&timeout=0"))
-            .header("authorization", &auth)
-            .send()
-            .await
-            .expect("req");
-        assert_eq!(r.status(), 403, "{how}");
+        let as_alice = |url: String| http.get(url).header("authorization", &auth);
+        let stream = as_alice(m.url("/api/v1/stream?filter=secret/%23"));
+        assert_eq!(status_of(stream).await, 403, "{how}");
+        let poll = as_alice(m.url("/api/v1/poll?filter=secret/x&timeout=0"));
+        assert_eq!(status_of(poll).await, 403, "{how}");
 
         let mut s = sse(
             &http,
@@ -195,15 +172,7 @@ async fn sse_and_polling_never_deliver_a_denied_topic() {
         )
         .await;
         assert_eq!(s.next().await.event, "open");
-        let first: Value = http
-            .get(m.url("/api/v1/poll?filter=%23&timeout=0"))
-            .header("authorization", &auth)
-            .send()
-            .await
-            .expect("poll")
-            .json()
-            .await
-            .expect("json");
+        let first = json_of(as_alice(m.url("/api/v1/poll?filter=%23&timeout=0"))).await;
         let cursor = first["cursor"].as_str().expect("cursor").to_owned();
         let tag = format!("{i}");
         publish_secret_then_public(&m, &tag).await;
@@ -214,34 +183,18 @@ async fn sse_and_polling_never_deliver_a_denied_topic() {
             "{how}: secret/x never arrives over SSE"
         );
         assert_eq!(e.json()["payload"], format!("public-{tag}"));
-        let v: Value = http
-            .get(m.url(&format!("/api/v1/poll?cursor={cursor}&timeout=5")))
-            .header("authorization", &auth)
-            .send()
-            .await
-            .expect("poll")
-            .json()
-            .await
-            .expect("json");
-        let topics: Vec<&str> = v["messages"]
-            .as_array()
-            .expect("messages")
-            .iter()
-            .filter_map(|m| m["topic"].as_str())
-            .collect();
+        let next = m.url(&format!("/api/v1/poll?cursor={cursor}&timeout=5"));
+        let v = json_of(as_alice(next)).await;
         assert_eq!(
-            topics,
+            topics_of(&v),
             vec!["public/x"],
             "{how}: secret/x never arrives by polling"
         );
         // Another user cannot take over alice's poll subscription.
-        let r = http
+        let as_root = http
             .get(m.url(&format!("/api/v1/poll?cursor={cursor}&timeout=0")))
-            .basic_auth("root", Some("root-pw"))
-            .send()
-            .await
-            .expect("poll");
-        assert_eq!(r.status(), 410, "{how}: cursors are per user");
+            .basic_auth("root", Some("root-pw"));
+        assert_eq!(status_of(as_root).await, 410, "{how}: cursors are per user");
     }
     m.stop().await;
 }
@@ -251,60 +204,23 @@ async fn retained_listing_hides_denied_topics() {
     let m = start_secure().await;
     let mut root = m.mqtt_client("root-ret", Some(("root", "root-pw"))).await;
     for (i, t) in ["secret/r", "public/r"].iter().enumerate() {
-        let Packet::Publish(mut p) =
-            common::publish_packet(t, b"kept", QoS::AtLeastOnce, i as u16 + 1)
-        else {
-            unreachable!()
-        };
-        p.retain = true;
-        root.send(&Packet::Publish(p)).await;
-        assert!(matches!(root.recv().await, Some(Packet::PubAck(_))));
+        publish_retained_qos1(&mut root, t, b"kept", i as u16 + 1).await;
     }
     let http = client();
+    let all = || http.get(m.url("/api/v1/retained?filter=%23"));
     for (how, auth) in alice_auths() {
-        let v: Value = http
-            .get(m.url("/api/v1/retained?filter=%23"))
-            .header("authorization", &auth)
-            .send()
-            .await
-            .expect("req")
-            .json()
-            .await
-            .expect("json");
-        let topics: Vec<&str> = v["messages"]
-            .as_array()
-            .expect("messages")
-            .iter()
-            .filter_map(|m| m["topic"].as_str())
-            .collect();
-        assert_eq!(topics, vec!["public/r"], "{how}");
+        let v = json_of(all().header("authorization", &auth)).await;
+        assert_eq!(topics_of(&v), vec!["public/r"], "{how}");
         // Listing the denied branch itself is refused, as subscribing is.
-        let r = http
+        let secret = http
             .get(m.url("/api/v1/retained?filter=secret/%23"))
-            .header("authorization", &auth)
-            .send()
-            .await
-            .expect("req");
-        assert_eq!(r.status(), 403, "{how}");
+            .header("authorization", &auth);
+        assert_eq!(status_of(secret).await, 403, "{how}");
     }
-    let v: Value = http
-        .get(m.url("/api/v1/retained?filter=%23"))
-        .basic_auth("root", Some("root-pw"))
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+    let v = json_of(all().basic_auth("root", Some("root-pw"))).await;
     assert_eq!(v["count"], 2, "root reads both");
     // A bad password for the listing is refused, not silently anonymous.
-    let r = http
-        .get(m.url("/api/v1/retained?filter=%23"))
-        .basic_auth("root", Some("nope"))
-        .send()
-        .await
-        .expect("req");
-    assert_eq!(r.status(), 401);
+    assert_eq!(status_of(all().basic_auth("root", Some("nope"))).await, 401);
     m.stop().await;
 }
 
@@ -317,11 +233,11 @@ async fn only_internal_sessions_are_trusted_without_a_password() {
         .await
         .expect("connect");
     let mut raw = common::Raw::new(stream, midge_proto::Protocol::V5);
-    let Packet::Connect(mut c) = common::connect_packet("no-pw", midge_proto::Protocol::V5) else {
-        unreachable!()
+    let c = midge_proto::Connect {
+        username: Some("alice".into()),
+        ..common::connect("no-pw", midge_proto::Protocol::V5)
     };
-    c.username = Some("alice".into());
-    let reason = raw.handshake(&Packet::Connect(c)).await;
+    let reason = raw.handshake(&Packet::Connect(Box::new(c))).await;
     assert_eq!(reason, midge_proto::ReasonCode::BadUserNameOrPassword);
     m.stop().await;
 }

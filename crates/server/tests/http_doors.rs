@@ -99,23 +99,9 @@ async fn sse_reports_dropped_messages_when_the_buffer_overflows() {
     // Wait (bounded) until the feed's pump, which runs on its own, has
     // taken all 25: the ring then counts 15 evicted.
     let stream_id = id.rsplit_once('-').expect("id form").0.to_owned();
-    let mut evicted = 0.0;
-    for _ in 0..100 {
-        let t = http
-            .get(m.url("/metrics"))
-            .send()
-            .await
-            .expect("m")
-            .text()
-            .await
-            .expect("t");
-        evicted = metric(&t, "midge_http_stream_evicted_total");
-        if evicted >= 15.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(evicted, 15.0);
+    let evicted = |t: &str| metric(t, "midge_http_stream_evicted_total");
+    let t = m.metrics_until(&http, |t| evicted(t) >= 15.0).await;
+    assert_eq!(evicted(&t), 15.0);
     let mut s = sse(&http, &m.url("/api/v1/stream"), &[("Last-Event-ID", &id)]).await;
     assert_eq!(s.next().await.event, "open");
     let mut seen = Vec::new();
@@ -139,14 +125,7 @@ async fn sse_reports_dropped_messages_when_the_buffer_overflows() {
 async fn long_polling_misses_nothing_across_polls() {
     let m = start().await;
     let http = client();
-    let first: Value = http
-        .get(m.url("/api/v1/poll?filter=poll/%23&timeout=0"))
-        .send()
-        .await
-        .expect("poll")
-        .json()
-        .await
-        .expect("json");
+    let first = json_of(http.get(m.url("/api/v1/poll?filter=poll/%23&timeout=0"))).await;
     assert_eq!(first["messages"].as_array().map(Vec::len), Some(0));
     let mut cursor = first["cursor"].as_str().expect("cursor").to_owned();
 
@@ -156,14 +135,7 @@ async fn long_polling_misses_nothing_across_polls() {
         let url = m.url(&format!("/api/v1/poll?cursor={cursor}&timeout=20"));
         tokio::spawn(async move {
             let started = std::time::Instant::now();
-            let v: Value = http
-                .get(url)
-                .send()
-                .await
-                .expect("poll")
-                .json()
-                .await
-                .expect("json");
+            let v = json_of(http.get(url)).await;
             (v, started.elapsed())
         })
     };
@@ -187,14 +159,8 @@ async fn long_polling_misses_nothing_across_polls() {
         if got.len() == N {
             break;
         }
-        let v: Value = http
-            .get(m.url(&format!("/api/v1/poll?cursor={cursor}&timeout=5&max=100")))
-            .send()
-            .await
-            .expect("poll")
-            .json()
-            .await
-            .expect("json");
+        let url = m.url(&format!("/api/v1/poll?cursor={cursor}&timeout=5&max=100"));
+        let v = json_of(http.get(url)).await;
         assert_eq!(v["dropped"], 0);
         for msg in v["messages"].as_array().expect("messages") {
             got.push(msg["payload"].as_str().expect("text").to_owned());
@@ -206,24 +172,16 @@ async fn long_polling_misses_nothing_across_polls() {
 
     // Polling again with an old cursor repeats nothing already confirmed
     // past it... and a cursor of a subscription that is gone is 410.
-    let r = http
-        .get(m.url("/api/v1/poll?cursor=ffff-1&timeout=0"))
-        .send()
-        .await
-        .expect("poll");
-    assert_eq!(r.status(), 410);
-    let r = http
-        .delete(m.url(&format!("/api/v1/poll?cursor={cursor}")))
-        .send()
-        .await
-        .expect("delete");
-    assert_eq!(r.status(), 200);
-    let r = http
-        .get(m.url(&format!("/api/v1/poll?cursor={cursor}&timeout=0")))
-        .send()
-        .await
-        .expect("poll");
-    assert_eq!(r.status(), 410, "closed subscription");
+    let gone = m.url("/api/v1/poll?cursor=ffff-1&timeout=0");
+    assert_eq!(status_of(http.get(gone)).await, 410);
+    let this = m.url(&format!("/api/v1/poll?cursor={cursor}"));
+    assert_eq!(status_of(http.delete(this)).await, 200);
+    let closed = m.url(&format!("/api/v1/poll?cursor={cursor}&timeout=0"));
+    assert_eq!(
+        status_of(http.get(closed)).await,
+        410,
+        "closed subscription"
+    );
     m.stop().await;
 }
 
@@ -233,13 +191,7 @@ async fn poll_and_sse_deliver_retained_first_when_asked() {
     let http = client();
     let mut mqtt = m.mqtt_client("pub-ret", None).await;
     for (t, p) in [("ret/a", "A"), ("ret/b", "B")] {
-        let Packet::Publish(mut p) = common::publish_packet(t, p.as_bytes(), QoS::AtLeastOnce, 1)
-        else {
-            unreachable!()
-        };
-        p.retain = true;
-        mqtt.send(&Packet::Publish(p)).await;
-        assert!(matches!(mqtt.recv().await, Some(Packet::PubAck(_))));
+        publish_retained_qos1(&mut mqtt, t, p.as_bytes(), 1).await;
     }
     let mut got = HashSet::new();
     let mut cursor: Option<String> = None;
@@ -251,14 +203,7 @@ async fn poll_and_sse_deliver_retained_first_when_asked() {
             None => m.url("/api/v1/poll?filter=ret/%2B&retained=true&timeout=5"),
             Some(c) => m.url(&format!("/api/v1/poll?cursor={c}&timeout=5")),
         };
-        let v: Value = http
-            .get(url)
-            .send()
-            .await
-            .expect("poll")
-            .json()
-            .await
-            .expect("json");
+        let v = json_of(http.get(url)).await;
         for msg in v["messages"].as_array().expect("messages") {
             assert_eq!(msg["retain"], true);
             got.insert(msg["payload"].as_str().expect("text").to_owned());
@@ -283,14 +228,7 @@ async fn poll_and_sse_deliver_retained_first_when_asked() {
     assert_eq!(s.next().await.json()["payload"], "new");
 
     // The retained listing.
-    let v: Value = http
-        .get(m.url("/api/v1/retained?filter=ret/%23"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let v = json_of(http.get(m.url("/api/v1/retained?filter=ret/%23"))).await;
     assert_eq!(v["count"], 2);
     assert_eq!(v["messages"][0]["topic"], "ret/a");
     assert_eq!(v["messages"][0]["payload"], "A");
@@ -306,44 +244,17 @@ async fn retained_listing_is_complete_beyond_the_inflight_window() {
     let m = start().await;
     let mut mqtt = m.mqtt_client("pub-many", None).await;
     for i in 0..600u16 {
-        let Packet::Publish(mut p) =
-            common::publish_packet(&format!("many/{i}"), &[b'x'; 200], QoS::AtLeastOnce, i + 1)
-        else {
-            unreachable!()
-        };
-        p.retain = true;
-        mqtt.send(&Packet::Publish(p)).await;
-        assert!(matches!(mqtt.recv().await, Some(Packet::PubAck(_))));
+        publish_retained_qos1(&mut mqtt, &format!("many/{i}"), &[b'x'; 200], i + 1).await;
     }
-    let v: Value = client()
-        .get(m.url("/api/v1/retained?filter=many/%2B&limit=10000"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let list = |query: &str| json_of(client().get(m.url(&format!("/api/v1/retained?{query}"))));
+    let v = list("filter=many/%2B&limit=10000").await;
     assert_eq!(v["count"], 600);
     assert_eq!(v["truncated"], false);
-    let v: Value = client()
-        .get(m.url("/api/v1/retained?filter=many/%2B&limit=50"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let v = list("filter=many/%2B&limit=50").await;
     assert_eq!(v["count"], 50);
     assert_eq!(v["truncated"], true);
     // Overlapping filters list each message once.
-    let v: Value = client()
-        .get(m.url("/api/v1/retained?filter=many/%2B&filter=many/%23&filter=%23&limit=10000"))
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let v = list("filter=many/%2B&filter=many/%23&filter=%23&limit=10000").await;
     assert_eq!(v["count"], 600);
     m.stop().await;
 }
@@ -352,9 +263,7 @@ async fn retained_listing_is_complete_beyond_the_inflight_window() {
 async fn http_publish_reaches_mqtt_with_properties() {
     let m = start().await;
     let mut sub = m.mqtt_client("sub-http", None).await;
-    sub.send(&common::subscribe_packet(1, "http/#", QoS::ExactlyOnce))
-        .await;
-    assert!(matches!(sub.recv().await, Some(Packet::SubAck(_))));
+    subscribe_acked(&mut sub, "http/#", QoS::ExactlyOnce).await;
     let http = client();
     for (qos, body) in [
         (0, json!({"topic": "http/0", "payload": "zero"})),
@@ -384,11 +293,7 @@ async fn http_publish_reaches_mqtt_with_properties() {
         assert_eq!(p.qos as u8, qos);
         match qos {
             0 => assert_eq!(&p.payload[..], b"zero"),
-            1 => {
-                assert_eq!(&p.payload[..], br#"{"a":[1,2]}"#);
-                sub.send(&Packet::PubAck(midge_proto::PubResp::new(p.pkid)))
-                    .await;
-            }
+            1 => assert_eq!(&p.payload[..], br#"{"a":[1,2]}"#),
             _ => {
                 assert_eq!(&p.payload[..], &[0, 1, 2]);
                 let pr = &p.properties;
@@ -399,13 +304,9 @@ async fn http_publish_reaches_mqtt_with_properties() {
                     .message_expiry_interval
                     .is_some_and(|e| e <= 120 && e > 100));
                 assert_eq!(pr.user_properties.len(), 2);
-                sub.send(&Packet::PubRec(midge_proto::PubResp::new(p.pkid)))
-                    .await;
-                assert!(matches!(sub.recv().await, Some(Packet::PubRel(_))));
-                sub.send(&Packet::PubComp(midge_proto::PubResp::new(p.pkid)))
-                    .await;
             }
         }
+        ack_delivery(&mut sub, &p).await;
     }
     // Errors say what is wrong.
     let cases = [
@@ -469,34 +370,15 @@ async fn management_api_needs_admin_and_lists_clients() {
     let http = client();
     let _sub = {
         let mut c = m.mqtt_client("listed-client", None).await;
-        c.send(&common::subscribe_packet(1, "mgmt/#", QoS::AtLeastOnce))
-            .await;
-        assert!(matches!(c.recv().await, Some(Packet::SubAck(_))));
+        subscribe_acked(&mut c, "mgmt/#", QoS::AtLeastOnce).await;
         c
     };
-    let r = http
-        .get(m.url("/api/v1/clients"))
-        .send()
-        .await
-        .expect("req");
-    assert_eq!(r.status(), 401, "anonymous");
-    let r = http
-        .get(m.url("/api/v1/clients"))
-        .bearer_auth(USER_KEY)
-        .send()
-        .await
-        .expect("req");
-    assert_eq!(r.status(), 403, "not an admin");
+    let clients = || http.get(m.url("/api/v1/clients"));
+    assert_eq!(status_of(clients()).await, 401, "anonymous");
+    let as_user = clients().bearer_auth(USER_KEY);
+    assert_eq!(status_of(as_user).await, 403, "not an admin");
     // Read from the broker's sessions: there as soon as SUBACK was sent.
-    let v: Value = http
-        .get(m.url("/api/v1/clients"))
-        .bearer_auth(ADMIN_KEY)
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+    let v = json_of(clients().bearer_auth(ADMIN_KEY)).await;
     let found = v["clients"]
         .as_array()
         .expect("clients")
@@ -516,15 +398,7 @@ async fn management_api_needs_admin_and_lists_clients() {
         .as_str()
         .is_some_and(|a| a.starts_with("127.0.0.1:")));
     let jwt = midge_server::web::auth::sign_jwt(&json!({"sub": "root"}), JWT_SECRET.as_bytes());
-    let subs: Value = http
-        .get(m.url("/api/v1/subscriptions"))
-        .bearer_auth(&jwt)
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+    let subs = json_of(http.get(m.url("/api/v1/subscriptions")).bearer_auth(&jwt)).await;
     let sub = subs["subscriptions"]
         .as_array()
         .expect("list")
@@ -544,22 +418,9 @@ async fn management_api_needs_admin_and_lists_clients() {
     assert_eq!(one.status(), 200);
     let one: Value = one.json().await.expect("json");
     assert_eq!(one["subscriptions"]["mgmt/#"], 1);
-    let missing = http
-        .get(m.url("/api/v1/clients/nobody"))
-        .bearer_auth(ADMIN_KEY)
-        .send()
-        .await
-        .expect("req");
-    assert_eq!(missing.status(), 404);
-    let stats: Value = http
-        .get(m.url("/api/v1/stats"))
-        .bearer_auth(ADMIN_KEY)
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+    let missing = http.get(m.url("/api/v1/clients/nobody"));
+    assert_eq!(status_of(missing.bearer_auth(ADMIN_KEY)).await, 404);
+    let stats = json_of(http.get(m.url("/api/v1/stats")).bearer_auth(ADMIN_KEY)).await;
     assert!(stats["clients_connected"].as_u64().is_some_and(|n| n >= 1));
     assert!(stats["published_by_qos"]["1"].as_u64().is_some());
     assert!(stats["dropped_by_reason"]["queue_full"].as_u64().is_some());
@@ -586,9 +447,7 @@ async fn metrics_count_known_traffic() {
         .is_some_and(|c| c.starts_with("text/plain")));
     let before = before.text().await.expect("text");
     let mut sub = m.mqtt_client("metrics-sub", None).await;
-    sub.send(&common::subscribe_packet(1, "met/#", QoS::AtMostOnce))
-        .await;
-    assert!(matches!(sub.recv().await, Some(Packet::SubAck(_))));
+    subscribe_acked(&mut sub, "met/#", QoS::AtMostOnce).await;
     let mut publisher = m.mqtt_client("metrics-pub", None).await;
     publish_qos1(&mut publisher, "met/x", payloads(0..10)).await;
     for _ in 0..10 {
@@ -604,14 +463,7 @@ async fn metrics_count_known_traffic() {
         assert_eq!(r.status(), 200);
         assert!(matches!(sub.recv().await, Some(Packet::Publish(_))));
     }
-    let after = http
-        .get(m.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let after = text_of(http.get(m.url("/metrics"))).await;
     let d = |n: &str| metric(&after, n) - metric(&before, n);
     assert_eq!(d("midge_publish_received_total"), 13.0, "10 MQTT + 3 HTTP");
     assert!(d("midge_publish_sent_total") >= 13.0);
@@ -627,23 +479,8 @@ async fn metrics_count_known_traffic() {
             .and_then(|v| v.parse::<f64>().ok())
             .unwrap_or(0.0)
     };
-    let mut seen = qos1(&after);
-    for _ in 0..100 {
-        if seen >= 10.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let t = http
-            .get(m.url("/metrics"))
-            .send()
-            .await
-            .expect("m")
-            .text()
-            .await
-            .expect("t");
-        seen = qos1(&t);
-    }
-    assert_eq!(seen, 10.0, "QoS 1 messages counted exactly");
+    let t = m.metrics_until(&http, |t| qos1(t) >= 10.0).await;
+    assert_eq!(qos1(&t), 10.0, "QoS 1 messages counted exactly");
     assert!(after.contains("midge_listener_clients_connected{listener="));
     m.stop().await;
 }
@@ -709,21 +546,7 @@ async fn webhooks_post_events_and_retry_failures() {
     // The worker counts after it reads the answer, which follows the body
     // the receiver already passed on: wait (bounded) for the count.
     let sent = format!("midge_webhook_sent_total{{url=\"http://{addr}/hook\"}} 2");
-    let mut text = String::new();
-    for _ in 0..100 {
-        text = client()
-            .get(m.url("/metrics"))
-            .send()
-            .await
-            .expect("m")
-            .text()
-            .await
-            .expect("t");
-        if text.contains(&sent) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let text = m.metrics_until(&client(), |t| t.contains(&sent)).await;
     assert!(text.contains(&sent), "{text}");
     assert!(text.contains(&format!(
         "midge_webhook_retries_total{{url=\"http://{addr}/hook\"}} 1"
@@ -735,16 +558,9 @@ async fn webhooks_post_events_and_retry_failures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_and_healthz_are_served() {
     let m = start().await;
-    let v: Value = client()
-        .get(m.url("/api/v1/openapi.json"))
-        .send()
-        .await
-        .expect("req")
-        .json()
-        .await
-        .expect("json");
+    let v = json_of(client().get(m.url("/api/v1/openapi.json"))).await;
     assert!(v["openapi"].as_str().is_some_and(|s| s.starts_with("3.")));
-    let r = client().get(m.url("/healthz")).send().await.expect("req");
-    assert_eq!(r.text().await.expect("t"), "ok\n");
+    let health = text_of(client().get(m.url("/healthz"))).await;
+    assert_eq!(health, "ok\n");
     m.stop().await;
 }

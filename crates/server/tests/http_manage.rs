@@ -9,11 +9,10 @@ mod web_common;
 use std::time::Duration;
 
 use midge_broker::Event;
-use midge_proto::{Bytes, Disconnect, Packet, Protocol, PubResp, QoS, ReasonCode, Will};
+use midge_proto::{Bytes, Connect, Disconnect, Packet, Protocol, PubResp, QoS, ReasonCode, Will};
 use midge_server::web::config::WebhookConfig;
 use serde_json::Value;
 use tokio::net::TcpStream;
-use tokio::sync::broadcast::error::RecvError;
 use web_common::*;
 
 /// A 5.0 client with a persistent session (`expiry` seconds, clean start
@@ -26,19 +25,19 @@ async fn persistent(
 ) -> (common::Raw<TcpStream>, bool) {
     let stream = TcpStream::connect(m.mqtt).await.expect("connect");
     let mut raw = common::Raw::new(stream, Protocol::V5);
-    let Packet::Connect(mut c) = common::connect_packet(id, Protocol::V5) else {
-        unreachable!()
+    let mut c = Connect {
+        clean_start: false,
+        will: will.map(|topic| Will {
+            topic: topic.into(),
+            payload: Bytes::from_static(b"gone"),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            properties: Default::default(),
+        }),
+        ..common::connect(id, Protocol::V5)
     };
-    c.clean_start = false;
     c.properties.session_expiry_interval = Some(expiry);
-    c.will = will.map(|topic| Will {
-        topic: topic.into(),
-        payload: Bytes::from_static(b"gone"),
-        qos: QoS::AtLeastOnce,
-        retain: false,
-        properties: Default::default(),
-    });
-    raw.send(&Packet::Connect(c)).await;
+    raw.send(&Packet::Connect(Box::new(c))).await;
     match raw.recv().await {
         Some(Packet::ConnAck(a)) => {
             assert_eq!(a.reason, ReasonCode::Success);
@@ -46,12 +45,6 @@ async fn persistent(
         }
         other => panic!("expected CONNACK, got {other:?}"),
     }
-}
-
-async fn subscribe(raw: &mut common::Raw<TcpStream>, filter: &str) {
-    raw.send(&common::subscribe_packet(1, filter, QoS::AtLeastOnce))
-        .await;
-    assert!(matches!(raw.recv().await, Some(Packet::SubAck(_))));
 }
 
 async fn get(m: &Midge, path: &str) -> (u16, Value) {
@@ -92,6 +85,15 @@ async fn until_status(m: &Midge, path: &str, status: u16) -> Value {
     }
 }
 
+/// An admin kicks `id` and discards its session: asserts a 200, returns
+/// the answer.
+async fn kick_discarding_session(m: &Midge, id: &str) -> Value {
+    let path = format!("/api/v1/clients/{id}?discard_session=true");
+    let (status, v) = delete(m, &path, Some(ADMIN_KEY)).await;
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
 /// Reads until DISCONNECT, then until the broker closes the socket.
 async fn expect_kicked(raw: &mut common::Raw<TcpStream>) {
     match raw.recv().await {
@@ -110,7 +112,7 @@ async fn expect_kicked(raw: &mut common::Raw<TcpStream>) {
 async fn kicking_a_client_sends_0x98_publishes_its_will_and_updates_the_list() {
     let m = start().await;
     let mut watcher = m.mqtt_client("watcher", None).await;
-    subscribe(&mut watcher, "will/#").await;
+    subscribe_acked(&mut watcher, "will/#", QoS::AtLeastOnce).await;
     let (mut victim, _) = persistent(&m, "victim", 0, Some("will/victim")).await;
     let (status, v) = get(&m, "/api/v1/clients/victim").await;
     assert_eq!(status, 200, "{v}");
@@ -163,20 +165,12 @@ async fn kicking_a_client_sends_0x98_publishes_its_will_and_updates_the_list() {
 async fn a_kicked_persistent_session_stays_offline_until_discarded() {
     let m = start().await;
     let (mut sticky, _) = persistent(&m, "sticky", 300, None).await;
-    subscribe(&mut sticky, "st/#").await;
+    subscribe_acked(&mut sticky, "st/#", QoS::AtLeastOnce).await;
     let (status, _) = delete(&m, "/api/v1/clients/sticky", Some(ADMIN_KEY)).await;
     assert_eq!(status, 200);
     expect_kicked(&mut sticky).await;
     // Kept: listed offline with its subscription.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    let c = loop {
-        let (_, c) = get(&m, "/api/v1/clients/sticky").await;
-        if c["online"] == false {
-            break c;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "still online: {c}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let c = until_offline(&m, "sticky").await;
     assert_eq!(c["connected_since"], Value::Null);
     assert_eq!(c["subscriptions"]["st/#"], 1);
     assert_eq!(c["session_expiry_interval"], 300);
@@ -184,13 +178,7 @@ async fn a_kicked_persistent_session_stays_offline_until_discarded() {
     // Connected again, kicked with discard_session: gone at once.
     let (mut sticky, present) = persistent(&m, "sticky", 300, None).await;
     assert!(present, "the session was kept");
-    let (status, v) = delete(
-        &m,
-        "/api/v1/clients/sticky?discard_session=true",
-        Some(ADMIN_KEY),
-    )
-    .await;
-    assert_eq!(status, 200, "{v}");
+    let v = kick_discarding_session(&m, "sticky").await;
     assert_eq!(
         (
             v["was_connected"].as_bool(),
@@ -210,19 +198,12 @@ async fn a_kicked_persistent_session_stays_offline_until_discarded() {
 async fn an_offline_session_shows_its_queue_and_discard_session_removes_it() {
     let m = start().await;
     let (mut keeper, _) = persistent(&m, "keeper", 300, None).await;
-    subscribe(&mut keeper, "q/#").await;
+    subscribe_acked(&mut keeper, "q/#", QoS::AtLeastOnce).await;
     keeper
         .send(&Packet::Disconnect(Disconnect::new(ReasonCode::Success)))
         .await;
     assert!(keeper.recv().await.is_none());
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while get(&m, "/api/v1/clients/keeper").await.1["online"] != false {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "keeper still online"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    until_offline(&m, "keeper").await;
     let mut publisher = m.mqtt_client("feeder", None).await;
     publish_qos1(&mut publisher, "q/x", (0..5).map(|i| format!("m{i}"))).await;
 
@@ -253,13 +234,7 @@ async fn an_offline_session_shows_its_queue_and_discard_session_removes_it() {
     // Offline and kept: disconnecting needs discard_session.
     let (status, v) = delete(&m, "/api/v1/clients/keeper", Some(ADMIN_KEY)).await;
     assert_eq!((status, v["code"].as_str()), (409, Some("conflict")), "{v}");
-    let (status, v) = delete(
-        &m,
-        "/api/v1/clients/keeper?discard_session=true",
-        Some(ADMIN_KEY),
-    )
-    .await;
-    assert_eq!(status, 200, "{v}");
+    let v = kick_discarding_session(&m, "keeper").await;
     assert_eq!(
         (
             v["was_connected"].as_bool(),
@@ -295,26 +270,22 @@ async fn an_offline_session_shows_its_queue_and_discard_session_removes_it() {
 async fn message_events_seen(m: &Midge, tag: &str) -> bool {
     let mut events = m.server.broker().lifecycle_events();
     let mut sub = m.mqtt_client(&format!("ev-sub-{tag}"), None).await;
-    subscribe(&mut sub, "ev/#").await;
+    subscribe_acked(&mut sub, "ev/#", QoS::AtLeastOnce).await;
     let mut publisher = m.mqtt_client(&format!("ev-pub-{tag}"), None).await;
     publish_qos1(&mut publisher, "ev/a", std::iter::once("x".to_owned())).await;
     assert!(matches!(sub.recv().await, Some(Packet::Publish(_))));
     let marker = format!("marker-{tag}");
     let _marker = m.mqtt_client(&marker, None).await;
     let mut seen = false;
-    let wait = async {
-        loop {
-            match events.recv().await {
-                Ok(Event::MessagePublished { .. }) => seen = true,
-                Ok(Event::ClientConnected { client_id, .. }) if *client_id == *marker => return,
-                Ok(_) | Err(RecvError::Lagged(_)) => {}
-                Err(RecvError::Closed) => panic!("event channel closed"),
-            }
+    common::wait_event(&mut events, "the marker's connect event", |e| match e {
+        Event::MessagePublished { .. } => {
+            seen = true;
+            None
         }
-    };
-    tokio::time::timeout(WAIT, wait)
-        .await
-        .expect("the marker's connect event");
+        Event::ClientConnected { client_id, .. } if *client_id == *marker => Some(()),
+        _ => None,
+    })
+    .await;
     seen
 }
 
@@ -349,12 +320,20 @@ async fn per_message_events_only_when_a_webhook_forwards_them() {
     m.stop().await;
 }
 
-/// Waits (bounded) until the management API lists `id` offline: a
-/// connection's task releases its session just after the socket closes.
-async fn until_offline(m: &Midge, id: &str) {
+/// Waits (bounded) until the management API lists `id` offline, and
+/// returns that listing: a connection's task releases its session just
+/// after the socket closes.
+async fn until_offline(m: &Midge, id: &str) -> Value {
     let deadline = tokio::time::Instant::now() + WAIT;
-    while get(m, &format!("/api/v1/clients/{id}")).await.1["online"] != false {
-        assert!(tokio::time::Instant::now() < deadline, "{id} still online");
+    loop {
+        let (_, c) = get(m, &format!("/api/v1/clients/{id}")).await;
+        if c["online"] == false {
+            return c;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{id} still online: {c}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -391,7 +370,7 @@ fn value(text: &str, name: &str) -> f64 {
 async fn metrics_show_the_store_holding_an_offline_sessions_messages() {
     let m = start().await;
     let (mut keeper, _) = persistent(&m, "stored", 300, None).await;
-    subscribe(&mut keeper, "dur/#").await;
+    subscribe_acked(&mut keeper, "dur/#", QoS::AtLeastOnce).await;
     keeper
         .send(&Packet::Disconnect(Disconnect::new(ReasonCode::Success)))
         .await;

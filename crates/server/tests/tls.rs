@@ -5,12 +5,14 @@
 
 mod common;
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use common::*;
+use midge_broker::Event;
 use midge_proto::{Packet, Protocol, QoS, ReasonCode};
-use midge_server::{ListenerConfig, ListenerKind};
+use midge_server::{ListenerConfig, ListenerKind, Server};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, SanType};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -53,6 +55,28 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// An mqtts listener serving a "localhost" certificate that `ca` signs,
+/// written to `dir` as c.pem and k.pem; with `require_client_cert`, clients
+/// must show a certificate `ca` signed (written as ca.pem).
+fn listener_signed_by(dir: &Path, ca: &Ca, require_client_cert: bool) -> ListenerConfig {
+    let (cert, key) = make_leaf(ca, "localhost", false);
+    let cafile = require_client_cert.then(|| write(dir, "ca.pem", &ca.cert.pem()));
+    tls_listener(
+        write(dir, "c.pem", &cert),
+        write(dir, "k.pem", &key),
+        cafile,
+        require_client_cert,
+    )
+}
+
+/// Midge with `listeners` and its data in `dir`, and its (first) mqtts
+/// address.
+async fn start_mqtts(dir: &Path, listeners: Vec<ListenerConfig>) -> (Server, SocketAddr) {
+    let server = start(&config(listeners, dir)).await;
+    let addr = addr_of(&server, ListenerKind::Mqtts);
+    (server, addr)
+}
+
 fn tls_listener(
     cert: PathBuf,
     key: PathBuf,
@@ -91,7 +115,7 @@ fn client_config(ca_pem: &str, client: Option<(&str, &str)>) -> Arc<ClientConfig
 
 /// Connects over TLS and completes an MQTT handshake; Err on any failure.
 async fn mqtt_over_tls(
-    addr: std::net::SocketAddr,
+    addr: SocketAddr,
     config: Arc<ClientConfig>,
     client_id: &str,
 ) -> Result<Raw<tokio_rustls::client::TlsStream<TcpStream>>, String> {
@@ -114,15 +138,8 @@ async fn mqtt_over_tls(
 async fn publish_and_subscribe_over_tls() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = make_ca("midge test CA");
-    let (cert, key) = make_leaf(&ca, "localhost", false);
-    let l = tls_listener(
-        write(dir.path(), "c.pem", &cert),
-        write(dir.path(), "k.pem", &key),
-        None,
-        false,
-    );
-    let server = start(&config(vec![l], dir.path())).await;
-    let addr = addr_of(&server, ListenerKind::Mqtts);
+    let l = listener_signed_by(dir.path(), &ca, false);
+    let (server, addr) = start_mqtts(dir.path(), vec![l]).await;
     let cfg = client_config(&ca.cert.pem(), None);
 
     let mut sub = mqtt_over_tls(addr, cfg.clone(), "tls-sub")
@@ -136,13 +153,7 @@ async fn publish_and_subscribe_over_tls() {
         .expect("TLS publisher");
     publ.send(&publish_packet("tls/a", b"secret", QoS::AtMostOnce, 0))
         .await;
-    match sub.recv().await {
-        Some(Packet::Publish(p)) => {
-            assert_eq!(p.topic, "tls/a");
-            assert_eq!(&p.payload[..], b"secret");
-        }
-        other => panic!("expected PUBLISH, got {other:?}"),
-    }
+    assert_publish(sub.recv().await, "tls/a", b"secret");
     server.shutdown(WAIT).await;
 }
 
@@ -151,14 +162,8 @@ async fn wrong_ca_and_expired_certificates_fail() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = make_ca("midge test CA");
     let other = make_ca("some other CA");
-    let (cert, key) = make_leaf(&ca, "localhost", false);
     let (old_cert, old_key) = make_leaf(&ca, "localhost", true);
-    let good = tls_listener(
-        write(dir.path(), "c.pem", &cert),
-        write(dir.path(), "k.pem", &key),
-        None,
-        false,
-    );
+    let good = listener_signed_by(dir.path(), &ca, false);
     let expired = tls_listener(
         write(dir.path(), "oc.pem", &old_cert),
         write(dir.path(), "ok.pem", &old_key),
@@ -194,17 +199,10 @@ async fn required_client_certificate() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = make_ca("midge test CA");
     let rogue = make_ca("rogue CA");
-    let (cert, key) = make_leaf(&ca, "localhost", false);
     let (client_cert, client_key) = make_leaf(&ca, "sensor-1", false);
     let (rogue_cert, rogue_key) = make_leaf(&rogue, "intruder", false);
-    let l = tls_listener(
-        write(dir.path(), "c.pem", &cert),
-        write(dir.path(), "k.pem", &key),
-        Some(write(dir.path(), "ca.pem", &ca.cert.pem())),
-        true,
-    );
-    let server = start(&config(vec![l], dir.path())).await;
-    let addr = addr_of(&server, ListenerKind::Mqtts);
+    let l = listener_signed_by(dir.path(), &ca, true);
+    let (server, addr) = start_mqtts(dir.path(), vec![l]).await;
     let ca_pem = ca.cert.pem();
 
     assert!(
@@ -242,17 +240,8 @@ async fn reload_swaps_certificates_without_dropping_connections() {
     let (cert2, key2) = make_leaf(&ca2, "localhost", false);
     let cert_path = write(dir.path(), "c.pem", &cert1);
     let key_path = write(dir.path(), "k.pem", &key1);
-    let server = start(&config(
-        vec![tls_listener(
-            cert_path.clone(),
-            key_path.clone(),
-            None,
-            false,
-        )],
-        dir.path(),
-    ))
-    .await;
-    let addr = addr_of(&server, ListenerKind::Mqtts);
+    let l = tls_listener(cert_path.clone(), key_path.clone(), None, false);
+    let (server, addr) = start_mqtts(dir.path(), vec![l]).await;
 
     let mut old = mqtt_over_tls(addr, client_config(&ca1.cert.pem(), None), "old")
         .await
@@ -293,16 +282,10 @@ async fn mosquitto_clients_with_cafile() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = make_ca("midge test CA");
-    let (cert, key) = make_leaf(&ca, "localhost", false);
     let ca_path = write(dir.path(), "ca.pem", &ca.cert.pem());
-    let l = tls_listener(
-        write(dir.path(), "c.pem", &cert),
-        write(dir.path(), "k.pem", &key),
-        None,
-        false,
-    );
-    let server = start(&config(vec![l], dir.path())).await;
-    let port = addr_of(&server, ListenerKind::Mqtts).port().to_string();
+    let l = listener_signed_by(dir.path(), &ca, false);
+    let (server, addr) = start_mqtts(dir.path(), vec![l]).await;
+    let port = addr.port().to_string();
 
     let sub = tokio::process::Command::new("mosquitto_sub")
         .args(["-h", "localhost", "-p", &port, "--cafile"])
@@ -325,15 +308,10 @@ async fn mosquitto_clients_with_cafile() {
         .expect("spawn mosquitto_sub");
     // Wait until the subscription exists: the broker reports it as an event.
     let mut events = server.broker().events();
-    tokio::time::timeout(WAIT, async {
-        loop {
-            if let Ok(midge_broker::Event::Subscribed { .. }) = events.recv().await {
-                return;
-            }
-        }
+    wait_event(&mut events, "mosquitto_sub's subscription", |e| {
+        matches!(e, Event::Subscribed { .. }).then_some(())
     })
-    .await
-    .expect("mosquitto_sub subscribed");
+    .await;
     let status = tokio::process::Command::new("mosquitto_pub")
         .args(["-h", "localhost", "-p", &port, "--cafile"])
         .arg(&ca_path)
@@ -354,20 +332,13 @@ async fn mosquitto_clients_with_cafile() {
 async fn certificate_common_name_becomes_the_username() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ca = make_ca("midge test CA");
-    let (cert, key) = make_leaf(&ca, "localhost", false);
     let (client_cert, client_key) = make_leaf(&ca, "sensor-17", false);
     let l = ListenerConfig {
         use_identity_as_username: true,
-        ..tls_listener(
-            write(dir.path(), "c.pem", &cert),
-            write(dir.path(), "k.pem", &key),
-            Some(write(dir.path(), "ca.pem", &ca.cert.pem())),
-            true,
-        )
+        ..listener_signed_by(dir.path(), &ca, true)
     };
-    let server = start(&config(vec![l], dir.path())).await;
+    let (server, addr) = start_mqtts(dir.path(), vec![l]).await;
     let mut events = server.broker().events();
-    let addr = addr_of(&server, ListenerKind::Mqtts);
     let _client = mqtt_over_tls(
         addr,
         client_config(&ca.cert.pem(), Some((&client_cert, &client_key))),
@@ -375,15 +346,11 @@ async fn certificate_common_name_becomes_the_username() {
     )
     .await
     .expect("certificate login without a password");
-    let username = tokio::time::timeout(WAIT, async {
-        loop {
-            if let Ok(midge_broker::Event::ClientConnected { username, .. }) = events.recv().await {
-                return username;
-            }
-        }
+    let username = wait_event(&mut events, "the connected event", |e| match e {
+        Event::ClientConnected { username, .. } => Some(username),
+        _ => None,
     })
-    .await
-    .expect("connected event");
+    .await;
     assert_eq!(username.as_deref(), Some("sensor-17"));
     server.shutdown(WAIT).await;
 }

@@ -6,12 +6,14 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use midge_broker::Event;
 use midge_proto::{
     decode, encode, Bytes, BytesMut, Connect, Packet, Properties, Protocol, Publish, QoS,
     Subscribe, Subscription, SubscriptionOptions,
 };
 use midge_server::{Config, ListenerConfig, ListenerKind, Server};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::broadcast::{error::RecvError, Receiver};
 
 pub const WAIT: Duration = Duration::from_secs(5);
 
@@ -44,8 +46,9 @@ pub fn addr_of(server: &Server, kind: ListenerKind) -> SocketAddr {
         .local_addr
 }
 
-pub fn connect_packet(client_id: &str, protocol: Protocol) -> Packet {
-    Packet::Connect(Box::new(Connect {
+/// A clean-start CONNECT with no will and no login, for tests to adjust.
+pub fn connect(client_id: &str, protocol: Protocol) -> Connect {
+    Connect {
         protocol,
         clean_start: true,
         keep_alive: 30,
@@ -54,7 +57,11 @@ pub fn connect_packet(client_id: &str, protocol: Protocol) -> Packet {
         username: None,
         password: None,
         properties: Properties::default(),
-    }))
+    }
+}
+
+pub fn connect_packet(client_id: &str, protocol: Protocol) -> Packet {
+    Packet::Connect(Box::new(connect(client_id, protocol)))
 }
 
 pub fn connect_with_login(
@@ -63,12 +70,11 @@ pub fn connect_with_login(
     user: &str,
     password: &str,
 ) -> Packet {
-    let Packet::Connect(mut c) = connect_packet(client_id, protocol) else {
-        unreachable!()
-    };
-    c.username = Some(user.into());
-    c.password = Some(Bytes::copy_from_slice(password.as_bytes()));
-    Packet::Connect(c)
+    Packet::Connect(Box::new(Connect {
+        username: Some(user.into()),
+        password: Some(Bytes::copy_from_slice(password.as_bytes())),
+        ..connect(client_id, protocol)
+    }))
 }
 
 pub fn subscribe_packet(pkid: u16, filter: &str, qos: QoS) -> Packet {
@@ -95,6 +101,43 @@ pub fn publish_packet(topic: &str, payload: &[u8], qos: QoS, pkid: u16) -> Packe
         payload: Bytes::copy_from_slice(payload),
         properties: Properties::default(),
     })
+}
+
+/// Asserts `got` is a PUBLISH of `payload` to `topic`.
+#[track_caller]
+pub fn assert_publish(got: Option<Packet>, topic: &str, payload: &[u8]) {
+    match got {
+        Some(Packet::Publish(p)) => {
+            assert_eq!(p.topic, topic);
+            assert_eq!(&p.payload[..], payload);
+        }
+        other => panic!("expected PUBLISH, got {other:?}"),
+    }
+}
+
+/// The first broker event that `pick` turns into a value, within `WAIT`
+/// (events it returns `None` for are passed over).
+pub async fn wait_event<T>(
+    events: &mut Receiver<Event>,
+    what: &str,
+    mut pick: impl FnMut(Event) -> Option<T>,
+) -> T {
+    let found = async {
+        loop {
+            match events.recv().await {
+                Ok(e) => {
+                    if let Some(t) = pick(e) {
+                        return t;
+                    }
+                }
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => panic!("event channel closed waiting for {what}"),
+            }
+        }
+    };
+    tokio::time::timeout(WAIT, found)
+        .await
+        .unwrap_or_else(|_| panic!("no {what} within {WAIT:?}"))
 }
 
 pub fn bytes_of(packet: &Packet, protocol: Protocol) -> BytesMut {

@@ -7,10 +7,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use midge_proto::{Packet, Protocol, QoS};
+use midge_proto::{Packet, Protocol, PubResp, Publish, QoS};
 use midge_server::web::config::ApiKey;
 use midge_server::web::HttpConfig;
 use midge_server::{Config, ListenerConfig, ListenerKind, Server};
+use serde_json::Value;
 use tokio::net::TcpStream;
 
 use crate::common::{self, Raw};
@@ -51,6 +52,26 @@ impl Midge {
         let reason = raw.handshake(&connect).await;
         assert!(!reason.is_error(), "CONNACK {reason:?}");
         raw
+    }
+
+    /// `GET /metrics`, again every 50 ms (100 tries at most) until `done`
+    /// holds for its text: the broker adds some counts in batches, after
+    /// the traffic that caused them. The last text read, whether or not
+    /// `done` came to hold.
+    pub async fn metrics_until(
+        &self,
+        http: &reqwest::Client,
+        done: impl Fn(&str) -> bool,
+    ) -> String {
+        let mut text = String::new();
+        for _ in 0..100 {
+            text = text_of(http.get(self.url("/metrics"))).await;
+            if done(&text) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        text
     }
 }
 
@@ -106,6 +127,68 @@ pub fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(60))
         .build()
         .expect("http client")
+}
+
+/// Sends `req` and returns the status of the answer.
+pub async fn status_of(req: reqwest::RequestBuilder) -> u16 {
+    req.send().await.expect("request").status().as_u16()
+}
+
+/// Sends `req` and returns the answer's body as JSON, whatever its status.
+pub async fn json_of(req: reqwest::RequestBuilder) -> Value {
+    let r = req.send().await.expect("request");
+    r.json().await.expect("JSON body")
+}
+
+/// Sends `req` and returns the answer's body as text.
+pub async fn text_of(req: reqwest::RequestBuilder) -> String {
+    let r = req.send().await.expect("request");
+    r.text().await.expect("text body")
+}
+
+/// The topics of a poll or retained listing's `messages`, in order.
+pub fn topics_of(v: &Value) -> Vec<&str> {
+    v["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["topic"].as_str())
+        .collect()
+}
+
+/// Subscribes over MQTT and waits for the SUBACK.
+pub async fn subscribe_acked(raw: &mut Raw<TcpStream>, filter: &str, qos: QoS) {
+    raw.send(&common::subscribe_packet(1, filter, qos)).await;
+    assert!(matches!(raw.recv().await, Some(Packet::SubAck(_))));
+}
+
+/// Publishes one retained QoS 1 message over MQTT and waits for its PUBACK.
+pub async fn publish_retained_qos1(
+    raw: &mut Raw<TcpStream>,
+    topic: &str,
+    payload: &[u8],
+    pkid: u16,
+) {
+    let Packet::Publish(p) = common::publish_packet(topic, payload, QoS::AtLeastOnce, pkid) else {
+        unreachable!()
+    };
+    raw.send(&Packet::Publish(Publish { retain: true, ..p }))
+        .await;
+    assert!(matches!(raw.recv().await, Some(Packet::PubAck(_))));
+}
+
+/// Acknowledges a delivered PUBLISH as its QoS asks: PUBACK for 1; PUBREC,
+/// the broker's PUBREL, then PUBCOMP for 2.
+pub async fn ack_delivery(raw: &mut Raw<TcpStream>, p: &Publish) {
+    match p.qos {
+        QoS::AtMostOnce => {}
+        QoS::AtLeastOnce => raw.send(&Packet::PubAck(PubResp::new(p.pkid))).await,
+        QoS::ExactlyOnce => {
+            raw.send(&Packet::PubRec(PubResp::new(p.pkid))).await;
+            assert!(matches!(raw.recv().await, Some(Packet::PubRel(_))));
+            raw.send(&Packet::PubComp(PubResp::new(p.pkid))).await;
+        }
+    }
 }
 
 /// Publishes QoS 1 over MQTT and waits for each PUBACK.
