@@ -16,20 +16,13 @@ use tokio::sync::broadcast;
 
 /// Waits for the broker's ClientDisconnected event of `id`.
 async fn disconnected(ev: &mut broadcast::Receiver<Event>, id: &str) -> ReasonCode {
-    loop {
-        let e = tokio::time::timeout(WAIT, ev.recv())
-            .await
-            .expect("event timeout")
-            .expect("event");
-        if let Event::ClientDisconnected {
+    next_event(ev, |e| match e {
+        Event::ClientDisconnected {
             client_id, reason, ..
-        } = e
-        {
-            if &*client_id == id {
-                return reason;
-            }
-        }
-    }
+        } if &*client_id == id => Some(reason),
+        _ => None,
+    })
+    .await
 }
 
 /// Sends PINGREQ and waits for PINGRESP: everything sent before is handled.
@@ -121,16 +114,12 @@ async fn queued_inflight_and_qos0_dropped_on_going_offline() {
     let st = b.broker.stats();
     assert_eq!(st.publish_dropped, 1);
     assert_eq!(st.messages_stored, 2);
-    loop {
-        let e = tokio::time::timeout(WAIT, drops.recv())
-            .await
-            .expect("drop event")
-            .expect("event");
-        if let Event::MessageDropped { client_id, reason } = e {
-            assert_eq!((&*client_id, reason), ("adm-q", DropReason::Offline));
-            break;
-        }
-    }
+    let (client_id, reason) = next_event(&mut drops, |e| match e {
+        Event::MessageDropped { client_id, reason } => Some((client_id, reason)),
+        _ => None,
+    })
+    .await;
+    assert_eq!((&*client_id, reason), ("adm-q", DropReason::Offline));
     // Discarding the session discards what it stored.
     assert!(b.broker.disconnect_client("adm-q", true));
     assert_eq!(b.broker.stats().messages_stored, 0);
@@ -140,8 +129,7 @@ async fn queued_inflight_and_qos0_dropped_on_going_offline() {
 async fn disconnect_client_keeps_or_discards_the_session() {
     let b = start(BrokerConfig::default()).await;
     let mut ev = b.broker.events();
-    let (mut w, _) = Raw::connect(b.addr, Protocol::V5, "adm-watch", true).await;
-    w.subscribe(1, "will/#", QoS::AtMostOnce).await;
+    let mut w = Raw::subscriber(b.addr, Protocol::V5, "adm-watch", "will/#", QoS::AtMostOnce).await;
     assert!(!b.broker.disconnect_client("nobody", true));
 
     let mut c = connect_packet(Protocol::V5, "adm-d5", true);
@@ -150,11 +138,7 @@ async fn disconnect_client_keeps_or_discards_the_session() {
     let (mut d5, _) = Raw::connect_with(b.addr, c.clone()).await;
     d5.subscribe(1, "keep/#", QoS::AtLeastOnce).await;
     assert!(b.broker.disconnect_client("adm-d5", false));
-    let got = d5.expect_close().await;
-    assert!(
-        matches!(&got[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::AdministrativeAction),
-        "{got:?}"
-    );
+    d5.expect_disconnect(ReasonCode::AdministrativeAction).await;
     assert_eq!(
         disconnected(&mut ev, "adm-d5").await,
         ReasonCode::AdministrativeAction
@@ -193,8 +177,14 @@ async fn disconnect_client_keeps_or_discards_the_session() {
 async fn discarding_an_offline_session_publishes_its_delayed_will() {
     let b = start(BrokerConfig::default()).await;
     let mut ev = b.broker.events();
-    let (mut w, _) = Raw::connect(b.addr, Protocol::V5, "adm-watch2", true).await;
-    w.subscribe(1, "will/#", QoS::AtMostOnce).await;
+    let mut w = Raw::subscriber(
+        b.addr,
+        Protocol::V5,
+        "adm-watch2",
+        "will/#",
+        QoS::AtMostOnce,
+    )
+    .await;
     let mut c = connect_packet(Protocol::V5, "adm-late", true);
     c.properties.session_expiry_interval = Some(300);
     let mut wl = will("will/late", b"late", QoS::AtMostOnce, false);
@@ -224,8 +214,7 @@ async fn subscriptions_list_options() {
     };
     s.subscribe_opts(1, &[("s/+", opts)], props).await;
     s.subscribe(2, "$share/grp/s/x", QoS::AtLeastOnce).await;
-    let (mut t, _) = Raw::connect(b.addr, Protocol::V3_1_1, "adm-t", true).await;
-    t.subscribe(1, "t/#", QoS::AtMostOnce).await;
+    let _t = Raw::subscriber(b.addr, Protocol::V3_1_1, "adm-t", "t/#", QoS::AtMostOnce).await;
 
     let subs = b.broker.subscriptions();
     let keys: Vec<(&str, &str)> = subs.iter().map(|s| (&*s.client_id, &*s.filter)).collect();

@@ -61,7 +61,7 @@ async fn slow_login(f: &mut Fixture, id: &str) -> Raw {
     let mut c = connect_packet(Protocol::V5, id, true);
     c.username = Some("slow".into());
     let mut r = Raw::open(f.b.addr, Protocol::V5).await;
-    r.send(&Packet::Connect(Box::new(c))).await;
+    r.send_connect(c).await;
     let started = tokio::time::timeout(WAIT, f.started.recv())
         .await
         .expect("hook started");
@@ -86,8 +86,7 @@ async fn blocking_hook_does_not_stall_other_clients() {
     let mut slow = slow_login(&mut f, "slow-1").await;
     // The hook above blocks a thread; the (only) runtime thread still serves
     // a whole connect / subscribe / publish round trip.
-    let (mut other, _) = Raw::connect(f.b.addr, Protocol::V5, "other", true).await;
-    other.subscribe(1, "t", QoS::AtMostOnce).await;
+    let mut other = Raw::subscriber(f.b.addr, Protocol::V5, "other", "t", QoS::AtMostOnce).await;
     other.publish("t", b"x", QoS::AtMostOnce, false, 0).await;
     assert_eq!(&other.recv_publish().await.payload[..], b"x");
     slow.expect_nothing(Duration::from_millis(50)).await;

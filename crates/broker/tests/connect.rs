@@ -143,11 +143,7 @@ async fn auth_packet_after_connect_is_protocol_error() {
         },
     }))
     .await;
-    let got = r.expect_close().await;
-    assert!(
-        matches!(&got[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::ProtocolError),
-        "{got:?}"
-    );
+    r.expect_disconnect(ReasonCode::ProtocolError).await;
 }
 
 #[tokio::test]
@@ -168,24 +164,12 @@ async fn max_connections_busy() {
 async fn second_connect_is_protocol_error() {
     let b = start(BrokerConfig::default()).await;
     let (mut r, _) = Raw::connect(b.addr, Protocol::V5, "twice", true).await;
-    r.send(&Packet::Connect(Box::new(connect_packet(
-        Protocol::V5,
-        "twice",
-        true,
-    ))))
-    .await;
-    let got = r.expect_close().await;
-    assert!(
-        matches!(&got[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::ProtocolError),
-        "{got:?}"
-    );
+    r.send_connect(connect_packet(Protocol::V5, "twice", true))
+        .await;
+    r.expect_disconnect(ReasonCode::ProtocolError).await;
     let (mut r, _) = Raw::connect(b.addr, Protocol::V3_1_1, "twice3", true).await;
-    r.send(&Packet::Connect(Box::new(connect_packet(
-        Protocol::V3_1_1,
-        "twice3",
-        true,
-    ))))
-    .await;
+    r.send_connect(connect_packet(Protocol::V3_1_1, "twice3", true))
+        .await;
     assert!(r.expect_close().await.is_empty());
 }
 

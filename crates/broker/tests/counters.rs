@@ -38,8 +38,7 @@ fn drain(rx: &mut tokio::sync::broadcast::Receiver<Event>) -> Vec<Event> {
 async fn published_counted_by_qos_without_message_events() {
     let t = start(BrokerConfig::default()).await;
     let mut events = t.broker.lifecycle_events();
-    let (mut sub, _) = Raw::connect(t.addr, Protocol::V3_1_1, "sub", true).await;
-    sub.subscribe(1, "t/#", QoS::AtLeastOnce).await;
+    let mut sub = Raw::subscriber(t.addr, Protocol::V3_1_1, "sub", "t/#", QoS::AtLeastOnce).await;
     let (mut publ, _) = Raw::connect(t.addr, Protocol::V3_1_1, "pub", true).await;
     for _ in 0..3 {
         publ.publish("t/a", b"abc", QoS::AtMostOnce, false, 0).await;
@@ -76,8 +75,7 @@ async fn published_counted_by_qos_without_message_events() {
 async fn events_turn_per_message_events_on() {
     let t = start(BrokerConfig::default()).await;
     let mut events = t.broker.events();
-    let (mut sub, _) = Raw::connect(t.addr, Protocol::V5, "sub", true).await;
-    sub.subscribe(1, "t", QoS::AtMostOnce).await;
+    let mut sub = Raw::subscriber(t.addr, Protocol::V5, "sub", "t", QoS::AtMostOnce).await;
     let (mut publ, _) = Raw::connect(t.addr, Protocol::V5, "pub", true).await;
     publ.publish("t", b"x", QoS::AtMostOnce, false, 0).await;
     let _ = sub.recv_publish().await;

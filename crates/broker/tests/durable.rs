@@ -11,42 +11,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{connect_packet, Raw, WAIT};
-use midge_broker::{AllowAll, Broker, BrokerConfig, ConnectionInfo, Transport};
+use common::{persistent_connect, serve, Raw, WAIT};
+use midge_broker::{AllowAll, Broker, BrokerConfig};
 use midge_proto::{Packet, Protocol, QoS, ReasonCode};
 use midge_store::{
     Batch, Commit, Completer, DiskStore, FaultSwitch, MemoryStore, Recovered, Store, StoreConfig,
     StoreError, StoreStats,
 };
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 static BIG: [u8; 1000] = [b'x'; 1000];
-
-/// Serves `broker` on 127.0.0.1:0 until the token is cancelled.
-async fn serve(broker: Broker) -> (SocketAddr, CancellationToken) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let token = CancellationToken::new();
-    broker.spawn_background(token.clone());
-    let stop = token.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = stop.cancelled() => break,
-                r = listener.accept() => {
-                    let Ok((stream, peer)) = r else { continue };
-                    let b = broker.clone();
-                    tokio::spawn(async move {
-                        let info = ConnectionInfo::new(Some(peer), "test", Transport::Tcp);
-                        b.handle_connection(stream, info).await;
-                    });
-                }
-            }
-        }
-    });
-    (addr, token)
-}
 
 fn with_store(store: Arc<dyn Store>) -> Broker {
     let config = BrokerConfig {
@@ -58,9 +31,7 @@ fn with_store(store: Arc<dyn Store>) -> Broker {
 
 /// A v5 session kept for 300 s after its connection.
 async fn persistent(addr: SocketAddr, id: &str) -> Raw {
-    let mut c = connect_packet(Protocol::V5, id, false);
-    c.properties.session_expiry_interval = Some(300);
-    let (r, ack) = Raw::connect_with(addr, c).await;
+    let (r, ack) = Raw::connect_with(addr, persistent_connect(id, 300)).await;
     assert_eq!(ack.reason, ReasonCode::Success);
     r
 }
@@ -68,8 +39,7 @@ async fn persistent(addr: SocketAddr, id: &str) -> Raw {
 async fn offline_subscriber(addr: SocketAddr, id: &str, filter: &str) {
     let mut s = persistent(addr, id).await;
     s.subscribe(1, filter, QoS::AtLeastOnce).await;
-    s.disconnect(ReasonCode::Success).await;
-    assert!(s.expect_close().await.is_empty());
+    s.leave().await;
 }
 
 /// The next PUBACK/PUBREC's reason, within `wait` (`None`: nothing came).
@@ -150,13 +120,12 @@ impl Store for GatedStore {
 #[tokio::test]
 async fn puback_and_stored_deliveries_wait_for_the_commit() {
     let store = Arc::new(GatedStore::default());
-    let broker = with_store(store.clone());
-    let (addr, stop) = serve(broker).await;
+    let (addr, stop) = serve(with_store(store.clone())).await;
     // An online persistent subscriber and an online clean one.
     let mut stored_sub = persistent(addr, "stored-sub").await;
     stored_sub.subscribe(1, "g/t", QoS::AtLeastOnce).await;
-    let (mut clean_sub, _) = Raw::connect(addr, Protocol::V5, "clean-sub", true).await;
-    clean_sub.subscribe(1, "g/t", QoS::AtLeastOnce).await;
+    let mut clean_sub =
+        Raw::subscriber(addr, Protocol::V5, "clean-sub", "g/t", QoS::AtLeastOnce).await;
     store.close();
 
     let (mut publisher, _) = Raw::connect(addr, Protocol::V5, "pub", true).await;
@@ -187,8 +156,7 @@ async fn puback_and_stored_deliveries_wait_for_the_commit() {
 #[tokio::test]
 async fn pubacks_keep_publish_order_when_only_some_wait() {
     let store = Arc::new(GatedStore::default());
-    let broker = with_store(store.clone());
-    let (addr, stop) = serve(broker).await;
+    let (addr, stop) = serve(with_store(store.clone())).await;
     offline_subscriber(addr, "stored-sub", "o/stored").await;
     store.close();
     let (mut publisher, _) = Raw::connect(addr, Protocol::V5, "pub", true).await;
@@ -212,10 +180,8 @@ async fn pubacks_keep_publish_order_when_only_some_wait() {
 #[tokio::test]
 async fn qos0_and_clean_sessions_never_touch_the_store() {
     let store = Arc::new(MemoryStore::new(&StoreConfig::default()));
-    let broker = with_store(store.clone());
-    let (addr, stop) = serve(broker).await;
-    let (mut sub, _) = Raw::connect(addr, Protocol::V5, "clean-sub", true).await;
-    sub.subscribe(1, "c/#", QoS::ExactlyOnce).await;
+    let (addr, stop) = serve(with_store(store.clone())).await;
+    let mut sub = Raw::subscriber(addr, Protocol::V5, "clean-sub", "c/#", QoS::ExactlyOnce).await;
     let (mut publisher, _) = Raw::connect(addr, Protocol::V5, "clean-pub", true).await;
     for (i, qos) in [QoS::AtMostOnce, QoS::AtLeastOnce, QoS::ExactlyOnce]
         .into_iter()
@@ -244,8 +210,7 @@ async fn qos0_and_clean_sessions_never_touch_the_store() {
 #[tokio::test]
 async fn one_store_batch_per_publish_for_all_stored_sessions() {
     let store = Arc::new(MemoryStore::new(&StoreConfig::default()));
-    let broker = with_store(store.clone());
-    let (addr, stop) = serve(broker).await;
+    let (addr, stop) = serve(with_store(store.clone())).await;
     for id in ["s1", "s2", "s3"] {
         offline_subscriber(addr, id, "fan/#").await;
     }
@@ -349,8 +314,7 @@ async fn a_refused_commit_answers_quota_exceeded() {
     );
     assert_eq!(broker.durability().map(|d| d.refused_full), Some(1));
     // QoS 0 still flows.
-    let (mut c, _) = Raw::connect(addr, Protocol::V5, "watch", true).await;
-    c.subscribe(1, "q/t", QoS::AtMostOnce).await;
+    let mut c = Raw::subscriber(addr, Protocol::V5, "watch", "q/t", QoS::AtMostOnce).await;
     v5.publish("q/t", b"y", QoS::AtMostOnce, false, 0).await;
     assert_eq!(&c.recv_publish().await.payload[..], b"y");
     stop.cancel();
@@ -365,9 +329,14 @@ async fn sys_topics_report_the_store() {
     };
     let broker = Broker::with_store(config, Arc::new(AllowAll), store).expect("loads");
     let (addr, stop) = serve(broker).await;
-    let (mut s, _) = Raw::connect(addr, Protocol::V5, "sys", true).await;
-    s.subscribe(1, "$SYS/broker/store/engine", QoS::AtMostOnce)
-        .await;
+    let mut s = Raw::subscriber(
+        addr,
+        Protocol::V5,
+        "sys",
+        "$SYS/broker/store/engine",
+        QoS::AtMostOnce,
+    )
+    .await;
     let m = s.recv_publish().await;
     assert_eq!(&m.payload[..], b"memory");
     stop.cancel();

@@ -118,11 +118,7 @@ async fn suback_codes() {
         properties: Properties::default(),
     }))
     .await;
-    let got = s.expect_close().await;
-    assert!(
-        matches!(&got[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::ProtocolError),
-        "{got:?}"
-    );
+    s.expect_disconnect(ReasonCode::ProtocolError).await;
 }
 
 #[tokio::test]
@@ -136,18 +132,13 @@ async fn maximum_qos_downgrades_grant() {
     let a = s.subscribe(1, "t", QoS::ExactlyOnce).await;
     assert_eq!(a.reasons, vec![ReasonCode::GrantedQoS1]);
     s.publish("t", b"x", QoS::ExactlyOnce, false, 1).await;
-    let got = s.expect_close().await;
-    assert!(
-        matches!(&got[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::QoSNotSupported),
-        "{got:?}"
-    );
+    s.expect_disconnect(ReasonCode::QoSNotSupported).await;
 }
 
 #[tokio::test]
 async fn unsuback_codes() {
     let b = start(BrokerConfig::default()).await;
-    let (mut s, _) = Raw::connect(b.addr, Protocol::V5, "ua", true).await;
-    s.subscribe(1, "u/a", QoS::AtMostOnce).await;
+    let mut s = Raw::subscriber(b.addr, Protocol::V5, "ua", "u/a", QoS::AtMostOnce).await;
     s.send(&Packet::Unsubscribe(Unsubscribe {
         pkid: 2,
         filters: vec!["u/a".into(), "u/b".into()],
@@ -173,8 +164,7 @@ async fn unsuback_codes() {
 #[tokio::test]
 async fn topic_alias_inbound() {
     let b = start(BrokerConfig::default()).await;
-    let (mut s, _) = Raw::connect(b.addr, Protocol::V5, "tas", true).await;
-    s.subscribe(1, "ta/#", QoS::AtMostOnce).await;
+    let mut s = Raw::subscriber(b.addr, Protocol::V5, "tas", "ta/#", QoS::AtMostOnce).await;
     let (mut p, _) = Raw::connect(b.addr, Protocol::V5, "tap", true).await;
     let mut m = publish("ta/long/topic", b"1", QoS::AtMostOnce, false, 0);
     m.properties.topic_alias = Some(3);
@@ -194,11 +184,7 @@ async fn topic_alias_inbound() {
     let mut m = publish("", b"3", QoS::AtMostOnce, false, 0);
     m.properties.topic_alias = Some(4);
     p.send(&Packet::Publish(m)).await;
-    let got = p.expect_close().await;
-    assert!(
-        matches!(&got[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::ProtocolError),
-        "{got:?}"
-    );
+    p.expect_disconnect(ReasonCode::ProtocolError).await;
 }
 
 #[tokio::test]
@@ -209,8 +195,7 @@ async fn topic_alias_outbound() {
     c.properties.maximum_packet_size = Some(64);
     let (mut s, _) = Raw::connect_with(b.addr, c).await;
     s.subscribe(1, "al/#", QoS::AtMostOnce).await;
-    let (mut s3, _) = Raw::connect(b.addr, Protocol::V3_1_1, "tao3", true).await;
-    s3.subscribe(1, "al/#", QoS::AtMostOnce).await;
+    let mut s3 = Raw::subscriber(b.addr, Protocol::V3_1_1, "tao3", "al/#", QoS::AtMostOnce).await;
     let (mut p, _) = Raw::connect(b.addr, Protocol::V5, "taop", true).await;
     // Too large for "tao": dropped, so it binds no alias.
     p.publish("al/a", &[b'x'; 100], QoS::AtMostOnce, false, 0)
@@ -264,18 +249,13 @@ async fn topic_alias_over_maximum() {
     let mut m = publish("t", b"1", QoS::AtMostOnce, false, 0);
     m.properties.topic_alias = Some(6);
     p.send(&Packet::Publish(m)).await;
-    let got = p.expect_close().await;
-    assert!(
-        matches!(&got[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::TopicAliasInvalid),
-        "{got:?}"
-    );
+    p.expect_disconnect(ReasonCode::TopicAliasInvalid).await;
 }
 
 #[tokio::test]
 async fn properties_pass_through_in_order() {
     let b = start(BrokerConfig::default()).await;
-    let (mut s, _) = Raw::connect(b.addr, Protocol::V5, "pps", true).await;
-    s.subscribe(1, "pp", QoS::AtMostOnce).await;
+    let mut s = Raw::subscriber(b.addr, Protocol::V5, "pps", "pp", QoS::AtMostOnce).await;
     let (mut p, _) = Raw::connect(b.addr, Protocol::V5, "ppp", true).await;
     let mut m = publish("pp", b"{}", QoS::AtMostOnce, false, 0);
     m.properties.payload_format_indicator = Some(1);
@@ -295,12 +275,10 @@ async fn properties_pass_through_in_order() {
 #[tokio::test]
 async fn message_expiry_drops_queued_and_counts_down() {
     let b = start(BrokerConfig::default()).await;
-    let mut c = connect_packet(Protocol::V5, "mex", false);
-    c.properties.session_expiry_interval = Some(60);
+    let c = persistent_connect("mex", 60);
     let (mut s, _) = Raw::connect_with(b.addr, c.clone()).await;
     s.subscribe(1, "mx/#", QoS::AtLeastOnce).await;
-    s.disconnect(ReasonCode::Success).await;
-    assert!(s.expect_close().await.is_empty());
+    s.leave().await;
     let (mut p, _) = Raw::connect(b.addr, Protocol::V5, "mexp", true).await;
     let mut m = publish("mx/short", b"s", QoS::AtLeastOnce, false, 1);
     m.properties.message_expiry_interval = Some(1);
@@ -343,8 +321,7 @@ async fn inbound_receive_maximum_exceeded() {
 #[tokio::test]
 async fn qos2_duplicate_delivered_once_and_unknown_pubrel() {
     let b = start(BrokerConfig::default()).await;
-    let (mut s, _) = Raw::connect(b.addr, Protocol::V5, "q2s", true).await;
-    s.subscribe(1, "q2", QoS::AtMostOnce).await;
+    let mut s = Raw::subscriber(b.addr, Protocol::V5, "q2s", "q2", QoS::AtMostOnce).await;
     let (mut p, _) = Raw::connect(b.addr, Protocol::V5, "q2p", true).await;
     p.publish("q2", b"once", QoS::ExactlyOnce, false, 9).await;
     assert!(matches!(p.recv().await, Some(Packet::PubRec(r)) if r.pkid == 9));
@@ -409,11 +386,7 @@ async fn maximum_packet_size_both_ways() {
     // Inbound: over the broker's limit: DISCONNECT 0x95 (5.0), close (3.1.1).
     p.publish("m", &[b'x'; 300], QoS::AtMostOnce, false, 0)
         .await;
-    let got = p.expect_close().await;
-    assert!(
-        matches!(&got[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::PacketTooLarge),
-        "{got:?}"
-    );
+    p.expect_disconnect(ReasonCode::PacketTooLarge).await;
     let (mut p3, _) = Raw::connect(b.addr, Protocol::V3_1_1, "mpp3", true).await;
     p3.publish("m", &[b'x'; 300], QoS::AtMostOnce, false, 0)
         .await;
@@ -423,16 +396,11 @@ async fn maximum_packet_size_both_ways() {
 #[tokio::test]
 async fn malformed_packet_closes_only_that_connection() {
     let b = start(BrokerConfig::default()).await;
-    let (mut s, _) = Raw::connect(b.addr, Protocol::V5, "mfs", true).await;
-    s.subscribe(1, "mf", QoS::AtMostOnce).await;
+    let mut s = Raw::subscriber(b.addr, Protocol::V5, "mfs", "mf", QoS::AtMostOnce).await;
     let (mut bad, _) = Raw::connect(b.addr, Protocol::V5, "mfb", true).await;
     // PUBLISH with QoS 3.
     bad.send_bytes(&[0x36, 0x05, 0, 1, b'a', 0, 1]).await;
-    let got = bad.expect_close().await;
-    assert!(
-        matches!(&got[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::MalformedPacket),
-        "{got:?}"
-    );
+    bad.expect_disconnect(ReasonCode::MalformedPacket).await;
     let (mut bad3, _) = Raw::connect(b.addr, Protocol::V3_1_1, "mfb3", true).await;
     bad3.send_bytes(&[0x62, 0x01, 0]).await; // PUBREL with a 1-byte body
     assert!(bad3.expect_close().await.is_empty());
@@ -461,11 +429,7 @@ async fn invalid_topic_name_in_publish() {
         ..publish("x", b"x", QoS::AtMostOnce, false, 0)
     }))
     .await;
-    let got = p.expect_close().await;
-    assert!(
-        matches!(&got[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::TopicNameInvalid),
-        "{got:?}"
-    );
+    p.expect_disconnect(ReasonCode::TopicNameInvalid).await;
 }
 
 #[tokio::test]
@@ -475,18 +439,13 @@ async fn subscription_identifier_from_client_is_protocol_error() {
     let mut m = publish("t", b"x", QoS::AtMostOnce, false, 0);
     m.properties.subscription_identifiers = vec![3];
     p.send(&Packet::Publish(m)).await;
-    let got = p.expect_close().await;
-    assert!(
-        matches!(&got[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::ProtocolError),
-        "{got:?}"
-    );
+    p.expect_disconnect(ReasonCode::ProtocolError).await;
 }
 
 #[tokio::test]
 async fn payload_format_indicator_checked() {
     let b = start(BrokerConfig::default()).await;
-    let (mut s, _) = Raw::connect(b.addr, Protocol::V5, "pfis", true).await;
-    s.subscribe(1, "pfi", QoS::AtMostOnce).await;
+    let mut s = Raw::subscriber(b.addr, Protocol::V5, "pfis", "pfi", QoS::AtMostOnce).await;
     let (mut p, _) = Raw::connect(b.addr, Protocol::V5, "pfip", true).await;
     let mut m = publish("pfi", b"\xff\xfe", QoS::AtLeastOnce, false, 1);
     m.properties.payload_format_indicator = Some(1);

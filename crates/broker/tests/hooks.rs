@@ -32,8 +32,8 @@ async fn acl_hooks() {
     let a = s3.subscribe(1, "secret/x", QoS::AtMostOnce).await;
     assert_eq!(a.reasons, vec![ReasonCode::UnspecifiedError]);
     s.subscribe(2, "#", QoS::AtMostOnce).await;
-    let (mut owner, _) = Raw::connect(b.addr, Protocol::V5, "owner", true).await;
-    owner.subscribe(1, "private/#", QoS::AtMostOnce).await;
+    let mut owner =
+        Raw::subscriber(b.addr, Protocol::V5, "owner", "private/#", QoS::AtMostOnce).await;
     let (mut p, _) = Raw::connect(b.addr, Protocol::V5, "writer", true).await;
     // Denied publish: PUBACK 0x87 and not routed.
     p.publish("ro/x", b"no", QoS::AtLeastOnce, false, 1).await;
@@ -53,8 +53,7 @@ async fn acl_hooks() {
 async fn events_are_broadcast() {
     let b = start(BrokerConfig::default()).await;
     let mut ev = b.broker.events();
-    let (mut c, _) = Raw::connect(b.addr, Protocol::V5, "ev", true).await;
-    c.subscribe(1, "ev/t", QoS::AtMostOnce).await;
+    let mut c = Raw::subscriber(b.addr, Protocol::V5, "ev", "ev/t", QoS::AtMostOnce).await;
     c.publish("ev/t", b"x", QoS::AtMostOnce, false, 0).await;
     c.disconnect(ReasonCode::Success).await;
     let mut kinds = Vec::new();
@@ -91,8 +90,7 @@ async fn events_are_broadcast() {
 #[tokio::test]
 async fn internal_publish_and_stats() {
     let b = start(BrokerConfig::default()).await;
-    let (mut s, _) = Raw::connect(b.addr, Protocol::V3_1_1, "ip", true).await;
-    s.subscribe(1, "api/#", QoS::AtLeastOnce).await;
+    let mut s = Raw::subscriber(b.addr, Protocol::V3_1_1, "ip", "api/#", QoS::AtLeastOnce).await;
     b.broker.publish(midge_broker::Message::new(
         "api/x",
         bytes::Bytes::from_static(b"hi"),
@@ -123,21 +121,13 @@ async fn shutdown_disconnects_everyone() {
     tokio::time::timeout(WAIT, b.broker.shutdown(Duration::from_secs(3)))
         .await
         .expect("shutdown within its deadline");
-    let got = c5.expect_close().await;
-    assert!(
-        matches!(&got[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::ServerShuttingDown),
-        "{got:?}"
-    );
+    c5.expect_disconnect(ReasonCode::ServerShuttingDown).await;
     assert!(c3.expect_close().await.is_empty());
     assert_eq!(b.broker.stats().connections, 0);
     // New connections are refused.
     let mut r = Raw::open(b.addr, Protocol::V5).await;
-    r.send(&Packet::Connect(Box::new(connect_packet(
-        Protocol::V5,
-        "late",
-        true,
-    ))))
-    .await;
+    r.send_connect(connect_packet(Protocol::V5, "late", true))
+        .await;
     assert!(r.expect_close().await.is_empty());
 }
 
@@ -148,12 +138,10 @@ async fn queue_limit_drops_and_counts() {
         ..BrokerConfig::default()
     };
     let b = start(cfg).await;
-    let mut c = connect_packet(Protocol::V5, "ql", false);
-    c.properties.session_expiry_interval = Some(60);
+    let c = persistent_connect("ql", 60);
     let (mut s, _) = Raw::connect_with(b.addr, c.clone()).await;
     s.subscribe(1, "ql", QoS::AtLeastOnce).await;
-    s.disconnect(ReasonCode::Success).await;
-    assert!(s.expect_close().await.is_empty());
+    s.leave().await;
     let (mut p, _) = Raw::connect(b.addr, Protocol::V5, "qlp", true).await;
     for i in 1..=5u16 {
         p.publish("ql", b"x", QoS::AtLeastOnce, false, i).await;

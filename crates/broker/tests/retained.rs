@@ -11,13 +11,22 @@ use midge_proto::{
     Packet, Properties, Protocol, QoS, ReasonCode, RetainHandling, SubscriptionOptions,
 };
 
-fn opts(qos: QoS, rh: RetainHandling, rap: bool) -> SubscriptionOptions {
-    SubscriptionOptions {
-        qos,
+/// Subscribes to `filter` at QoS 0 with these retain options.
+async fn subscribe_retain_opts(
+    s: &mut Raw,
+    pkid: u16,
+    filter: &str,
+    retain_handling: RetainHandling,
+    retain_as_published: bool,
+) {
+    let opts = SubscriptionOptions {
+        qos: QoS::AtMostOnce,
         no_local: false,
-        retain_as_published: rap,
-        retain_handling: rh,
-    }
+        retain_as_published,
+        retain_handling,
+    };
+    s.subscribe_opts(pkid, &[(filter, opts)], Properties::default())
+        .await;
 }
 
 #[tokio::test]
@@ -34,8 +43,7 @@ async fn set_replace_delete() {
     p.publish("r/b", b"b", QoS::AtMostOnce, true, 0).await;
     assert!(matches!(p.recv().await, Some(Packet::PubAck(_))));
     assert!(matches!(p.recv().await, Some(Packet::PubAck(_))));
-    let (mut s, _) = Raw::connect(b.addr, Protocol::V3_1_1, "rs", true).await;
-    s.subscribe(1, "r/+", QoS::AtLeastOnce).await;
+    let mut s = Raw::subscriber(b.addr, Protocol::V3_1_1, "rs", "r/+", QoS::AtLeastOnce).await;
     let mut got = [s.recv_publish().await, s.recv_publish().await];
     got.sort_by(|x, y| x.topic.cmp(&y.topic));
     assert_eq!(
@@ -55,8 +63,7 @@ async fn set_replace_delete() {
     p.publish("r/a", b"", QoS::AtMostOnce, true, 0).await;
     let del = s.recv_publish().await;
     assert!(del.payload.is_empty());
-    let (mut s2, _) = Raw::connect(b.addr, Protocol::V3_1_1, "rs2", true).await;
-    s2.subscribe(1, "r/#", QoS::AtMostOnce).await;
+    let mut s2 = Raw::subscriber(b.addr, Protocol::V3_1_1, "rs2", "r/#", QoS::AtMostOnce).await;
     let only = s2.recv_publish().await;
     assert_eq!(&only.topic[..], "r/b");
     s2.expect_nothing(Duration::from_millis(200)).await;
@@ -70,48 +77,16 @@ async fn retain_handling_and_rap() {
     p.publish("rh/t", b"x", QoS::AtMostOnce, true, 0).await;
     let (mut s, _) = Raw::connect(b.addr, Protocol::V5, "rhs", true).await;
     // 2: never.
-    s.subscribe_opts(
-        1,
-        &[(
-            "rh/t",
-            opts(QoS::AtMostOnce, RetainHandling::DoNotSend, false),
-        )],
-        Properties::default(),
-    )
-    .await;
+    subscribe_retain_opts(&mut s, 1, "rh/t", RetainHandling::DoNotSend, false).await;
     s.expect_nothing(Duration::from_millis(200)).await;
     // 1: only if new; it exists, so nothing.
-    s.subscribe_opts(
-        2,
-        &[(
-            "rh/t",
-            opts(QoS::AtMostOnce, RetainHandling::SendIfNew, false),
-        )],
-        Properties::default(),
-    )
-    .await;
+    subscribe_retain_opts(&mut s, 2, "rh/t", RetainHandling::SendIfNew, false).await;
     s.expect_nothing(Duration::from_millis(200)).await;
     // 1 on a new filter: sent.
-    s.subscribe_opts(
-        3,
-        &[(
-            "rh/+",
-            opts(QoS::AtMostOnce, RetainHandling::SendIfNew, true),
-        )],
-        Properties::default(),
-    )
-    .await;
+    subscribe_retain_opts(&mut s, 3, "rh/+", RetainHandling::SendIfNew, true).await;
     assert!(s.recv_publish().await.retain);
     // 0: always, even when it exists.
-    s.subscribe_opts(
-        4,
-        &[(
-            "rh/+",
-            opts(QoS::AtMostOnce, RetainHandling::SendAtSubscribe, true),
-        )],
-        Properties::default(),
-    )
-    .await;
+    subscribe_retain_opts(&mut s, 4, "rh/+", RetainHandling::SendAtSubscribe, true).await;
     assert!(s.recv_publish().await.retain);
     // RAP on rh/+ (and not on rh/t): overlapping, combined: retain kept.
     p.publish("rh/t", b"y", QoS::AtMostOnce, true, 0).await;
@@ -130,8 +105,7 @@ async fn retained_message_expiry() {
     let mut m = publish("re/u", b"y", QoS::AtMostOnce, true, 0);
     m.properties.message_expiry_interval = Some(100);
     p.send(&Packet::Publish(m)).await;
-    let (mut s, _) = Raw::connect(b.addr, Protocol::V5, "res", true).await;
-    s.subscribe(1, "re/u", QoS::AtMostOnce).await;
+    let mut s = Raw::subscriber(b.addr, Protocol::V5, "res", "re/u", QoS::AtMostOnce).await;
     let got = s.recv_publish().await;
     let left = got
         .properties
@@ -153,9 +127,5 @@ async fn retain_not_available() {
     let (mut p, a) = Raw::connect(b.addr, Protocol::V5, "rna", true).await;
     assert_eq!(a.properties.retain_available, Some(0));
     p.publish("x", b"x", QoS::AtMostOnce, true, 0).await;
-    let got = p.expect_close().await;
-    assert!(
-        matches!(&got[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::RetainNotSupported),
-        "{got:?}"
-    );
+    p.expect_disconnect(ReasonCode::RetainNotSupported).await;
 }

@@ -7,29 +7,58 @@ use std::time::Duration;
 use common::*;
 use midge_broker::BrokerConfig;
 
-/// Polls an event loop until a publish arrives (or the timeout passes).
-async fn next_v4_publish(el: &mut rumqttc::EventLoop) -> rumqttc::Publish {
+/// Polls a 3.1.1 event loop until an incoming packet that `pick` turns
+/// into a value arrives; fails after [`WAIT`], naming `what`.
+async fn v4_incoming<T>(
+    el: &mut rumqttc::EventLoop,
+    what: &str,
+    mut pick: impl FnMut(rumqttc::Packet) -> Option<T>,
+) -> T {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let ev = tokio::time::timeout_at(deadline, el.poll())
-            .await
-            .expect("no publish within the timeout")
-            .expect("event loop error");
-        if let rumqttc::Event::Incoming(rumqttc::Packet::Publish(p)) = ev {
-            return p;
+        let Ok(polled) = tokio::time::timeout_at(deadline, el.poll()).await else {
+            panic!("no {what} within the timeout");
+        };
+        let ev = polled.expect("event loop error");
+        if let rumqttc::Event::Incoming(p) = ev {
+            if let Some(t) = pick(p) {
+                return t;
+            }
         }
     }
 }
 
+async fn next_v4_publish(el: &mut rumqttc::EventLoop) -> rumqttc::Publish {
+    v4_incoming(el, "publish", |p| match p {
+        rumqttc::Packet::Publish(p) => Some(p),
+        _ => None,
+    })
+    .await
+}
+
 async fn wait_v4_suback(el: &mut rumqttc::EventLoop) {
-    let deadline = tokio::time::Instant::now() + WAIT;
+    v4_incoming(el, "SUBACK", |p| {
+        matches!(p, rumqttc::Packet::SubAck(_)).then_some(())
+    })
+    .await
+}
+
+/// Polls a 5.0 event loop until an incoming packet that `pick` turns into
+/// a value arrives, by `deadline`.
+async fn v5_incoming<T>(
+    el: &mut rumqttc::v5::EventLoop,
+    deadline: tokio::time::Instant,
+    mut pick: impl FnMut(rumqttc::v5::mqttbytes::v5::Packet) -> Option<T>,
+) -> T {
     loop {
         let ev = tokio::time::timeout_at(deadline, el.poll())
             .await
-            .expect("no SUBACK within the timeout")
-            .expect("event loop error");
-        if let rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_)) = ev {
-            return;
+            .expect("timeout")
+            .expect("poll");
+        if let rumqttc::v5::Event::Incoming(p) = ev {
+            if let Some(t) = pick(p) {
+                return t;
+            }
         }
     }
 }
@@ -72,7 +101,7 @@ async fn rumqttc_v4_pub_sub_all_qos() {
 async fn rumqttc_v5_pub_sub_with_properties() {
     use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
     use rumqttc::v5::mqttbytes::QoS;
-    use rumqttc::v5::{AsyncClient, Event, MqttOptions};
+    use rumqttc::v5::{AsyncClient, MqttOptions};
     let b = start(BrokerConfig::default()).await;
     let so = MqttOptions::new("rv5-sub", "127.0.0.1", b.addr.port());
     let (sub, mut sel) = AsyncClient::new(so, 16);
@@ -80,15 +109,10 @@ async fn rumqttc_v5_pub_sub_with_properties() {
         .await
         .expect("subscribe");
     let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let ev = tokio::time::timeout_at(deadline, sel.poll())
-            .await
-            .expect("timeout")
-            .expect("poll");
-        if let Event::Incoming(Packet::SubAck(_)) = ev {
-            break;
-        }
-    }
+    v5_incoming(&mut sel, deadline, |p| {
+        matches!(p, Packet::SubAck(_)).then_some(())
+    })
+    .await;
     let po = MqttOptions::new("rv5-pub", "127.0.0.1", b.addr.port());
     let (publ, mut pel) = AsyncClient::new(po, 16);
     tokio::spawn(async move { while pel.poll().await.is_ok() {} });
@@ -100,22 +124,18 @@ async fn rumqttc_v5_pub_sub_with_properties() {
     publ.publish_with_properties("r5/x", QoS::ExactlyOnce, false, "hello", props)
         .await
         .expect("publish");
-    loop {
-        let ev = tokio::time::timeout_at(deadline, sel.poll())
-            .await
-            .expect("timeout")
-            .expect("poll");
-        if let Event::Incoming(Packet::Publish(p)) = ev {
-            assert_eq!(&p.topic[..], b"r5/x");
-            assert_eq!(&p.payload[..], b"hello");
-            assert_eq!(p.qos, QoS::AtLeastOnce, "min(published 2, granted 1)");
-            let props = p.properties.expect("properties");
-            assert_eq!(props.content_type.as_deref(), Some("text/plain"));
-            assert_eq!(
-                props.user_properties,
-                vec![("k".to_string(), "v".to_string())]
-            );
-            break;
-        }
-    }
+    let p = v5_incoming(&mut sel, deadline, |p| match p {
+        Packet::Publish(p) => Some(p),
+        _ => None,
+    })
+    .await;
+    assert_eq!(&p.topic[..], b"r5/x");
+    assert_eq!(&p.payload[..], b"hello");
+    assert_eq!(p.qos, QoS::AtLeastOnce, "min(published 2, granted 1)");
+    let props = p.properties.expect("properties");
+    assert_eq!(props.content_type.as_deref(), Some("text/plain"));
+    assert_eq!(
+        props.user_properties,
+        vec![("k".to_string(), "v".to_string())]
+    );
 }

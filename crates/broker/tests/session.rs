@@ -18,11 +18,7 @@ async fn takeover_disconnects_old_connection() {
     c.clean_start = false;
     let (_new, a) = Raw::connect_with(b.addr, c).await;
     assert!(a.session_present, "session inherited without clean start");
-    let got = old.expect_close().await;
-    assert!(
-        matches!(&got[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::SessionTakenOver),
-        "{got:?}"
-    );
+    old.expect_disconnect(ReasonCode::SessionTakenOver).await;
 
     let (mut old3, _) = Raw::connect(b.addr, Protocol::V3_1_1, "dup3", true).await;
     let (_new3, a) = Raw::connect(b.addr, Protocol::V3_1_1, "dup3", true).await;
@@ -72,25 +68,19 @@ async fn persistent_session_queues_and_resends_with_dup() {
 
 /// Waits until the broker has seen the session go offline.
 async fn wait_offline(b: &TestBroker, _client: &str) {
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while b.broker.stats().clients_connected > 1 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "session still online"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    until("session still online", || {
+        b.broker.stats().clients_connected <= 1
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn clean_start_discards_session() {
     let b = start(BrokerConfig::default()).await;
-    let mut c = connect_packet(Protocol::V5, "cs", false);
-    c.properties.session_expiry_interval = Some(300);
+    let mut c = persistent_connect("cs", 300);
     let (mut s, _) = Raw::connect_with(b.addr, c.clone()).await;
     s.subscribe(1, "cs/t", QoS::AtLeastOnce).await;
-    s.disconnect(ReasonCode::Success).await;
-    assert!(s.expect_close().await.is_empty());
+    s.leave().await;
     let (_s, a) = Raw::connect_with(b.addr, c.clone()).await;
     assert!(a.session_present);
     c.clean_start = true;
@@ -105,21 +95,15 @@ async fn clean_start_discards_session() {
 #[tokio::test]
 async fn session_expiry_ends_session() {
     let b = start(BrokerConfig::default()).await;
-    let mut c = connect_packet(Protocol::V5, "exp", false);
-    c.properties.session_expiry_interval = Some(1);
+    let c = persistent_connect("exp", 1);
     let (mut s, _) = Raw::connect_with(b.addr, c.clone()).await;
     s.subscribe(1, "exp/t", QoS::AtLeastOnce).await;
-    s.disconnect(ReasonCode::Success).await;
-    assert!(s.expect_close().await.is_empty());
+    s.leave().await;
     assert_eq!(b.broker.stats().subscriptions, 1);
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while b.broker.stats().subscriptions > 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "session did not expire"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until("session did not expire", || {
+        b.broker.stats().subscriptions == 0
+    })
+    .await;
     let (_s, a) = Raw::connect_with(b.addr, c).await;
     assert!(!a.session_present);
 }
@@ -131,18 +115,13 @@ async fn disconnect_may_not_raise_expiry_from_zero() {
     let mut d = midge_proto::Disconnect::new(ReasonCode::Success);
     d.properties.session_expiry_interval = Some(60);
     s.send(&Packet::Disconnect(d)).await;
-    let got = s.expect_close().await;
-    assert!(
-        matches!(&got[..], [Packet::Disconnect(d)] if d.reason == ReasonCode::ProtocolError),
-        "{got:?}"
-    );
+    s.expect_disconnect(ReasonCode::ProtocolError).await;
 }
 
 #[tokio::test]
 async fn disconnect_can_set_expiry_to_zero() {
     let b = start(BrokerConfig::default()).await;
-    let mut c = connect_packet(Protocol::V5, "dz", false);
-    c.properties.session_expiry_interval = Some(300);
+    let c = persistent_connect("dz", 300);
     let (mut s, _) = Raw::connect_with(b.addr, c.clone()).await;
     let mut d = midge_proto::Disconnect::new(ReasonCode::Success);
     d.properties.session_expiry_interval = Some(0);
@@ -155,8 +134,14 @@ async fn disconnect_can_set_expiry_to_zero() {
 #[tokio::test]
 async fn takeover_of_clean_session_starts_fresh() {
     let b = start(BrokerConfig::default()).await;
-    let (mut old, _) = Raw::connect(b.addr, Protocol::V3_1_1, "fresh", true).await;
-    old.subscribe(1, "fresh/t", QoS::AtLeastOnce).await;
+    let mut old = Raw::subscriber(
+        b.addr,
+        Protocol::V3_1_1,
+        "fresh",
+        "fresh/t",
+        QoS::AtLeastOnce,
+    )
+    .await;
     // The old connection has clean session: its session ends with it, even
     // though the new one asks to resume.
     let (_new, a) = Raw::connect(b.addr, Protocol::V3_1_1, "fresh", false).await;

@@ -16,8 +16,7 @@ async fn round_robin_among_members() {
     let (mut m2, _) = Raw::connect(b.addr, Protocol::V3_1_1, "m2", true).await;
     m1.subscribe(1, "$share/g/job/+", QoS::AtMostOnce).await;
     m2.subscribe(1, "$share/g/job/+", QoS::AtMostOnce).await;
-    let (mut plain, _) = Raw::connect(b.addr, Protocol::V5, "plain", true).await;
-    plain.subscribe(1, "job/#", QoS::AtMostOnce).await;
+    let mut plain = Raw::subscriber(b.addr, Protocol::V5, "plain", "job/#", QoS::AtMostOnce).await;
     let (mut p, _) = Raw::connect(b.addr, Protocol::V5, "jp", true).await;
     for _ in 0..10 {
         p.publish("job/x", b"j", QoS::AtMostOnce, false, 0).await;
@@ -43,18 +42,24 @@ async fn no_retained_for_shared() {
     let b = start(BrokerConfig::default()).await;
     let (mut p, _) = Raw::connect(b.addr, Protocol::V5, "srp", true).await;
     p.publish("sr/t", b"kept", QoS::AtMostOnce, true, 0).await;
-    let (mut m, _) = Raw::connect(b.addr, Protocol::V5, "srm", true).await;
-    m.subscribe(1, "$share/g/sr/t", QoS::AtMostOnce).await;
+    let mut m = Raw::subscriber(
+        b.addr,
+        Protocol::V5,
+        "srm",
+        "$share/g/sr/t",
+        QoS::AtMostOnce,
+    )
+    .await;
     m.expect_nothing(Duration::from_millis(300)).await;
 }
 
 #[tokio::test]
 async fn unacked_message_redelivered_to_other_member() {
     let b = start(BrokerConfig::default()).await;
-    let (mut m1, _) = Raw::connect(b.addr, Protocol::V5, "rd1", true).await;
-    m1.subscribe(1, "$share/g/rd", QoS::AtLeastOnce).await;
-    let (mut m2, _) = Raw::connect(b.addr, Protocol::V5, "rd2", true).await;
-    m2.subscribe(1, "$share/g/rd", QoS::AtLeastOnce).await;
+    let mut m1 =
+        Raw::subscriber(b.addr, Protocol::V5, "rd1", "$share/g/rd", QoS::AtLeastOnce).await;
+    let mut m2 =
+        Raw::subscriber(b.addr, Protocol::V5, "rd2", "$share/g/rd", QoS::AtLeastOnce).await;
     let (mut p, _) = Raw::connect(b.addr, Protocol::V5, "rdp", true).await;
     p.publish("rd", b"a", QoS::AtLeastOnce, false, 1).await;
     p.publish("rd", b"b", QoS::AtLeastOnce, false, 2).await;
@@ -73,14 +78,12 @@ async fn unacked_message_redelivered_to_other_member() {
 #[tokio::test]
 async fn offline_members_skipped_while_one_is_online() {
     let b = start(BrokerConfig::default()).await;
-    let mut c = connect_packet(Protocol::V5, "off1", false);
-    c.properties.session_expiry_interval = Some(60);
+    let c = persistent_connect("off1", 60);
     let (mut off, _) = Raw::connect_with(b.addr, c).await;
     off.subscribe(1, "$share/g/os", QoS::AtLeastOnce).await;
-    off.disconnect(midge_proto::ReasonCode::Success).await;
-    assert!(off.expect_close().await.is_empty());
-    let (mut on, _) = Raw::connect(b.addr, Protocol::V5, "on1", true).await;
-    on.subscribe(1, "$share/g/os", QoS::AtLeastOnce).await;
+    off.leave().await;
+    let mut on =
+        Raw::subscriber(b.addr, Protocol::V5, "on1", "$share/g/os", QoS::AtLeastOnce).await;
     let (mut p, _) = Raw::connect(b.addr, Protocol::V5, "osp", true).await;
     for i in 1..=4 {
         p.publish("os", b"x", QoS::AtLeastOnce, false, i).await;

@@ -16,8 +16,14 @@ async fn sys_topics_published() {
         ..BrokerConfig::default()
     };
     let b = start(cfg).await;
-    let (mut s, _) = Raw::connect(b.addr, Protocol::V3_1_1, "sys", true).await;
-    s.subscribe(1, "$SYS/broker/#", QoS::AtMostOnce).await;
+    let mut s = Raw::subscriber(
+        b.addr,
+        Protocol::V3_1_1,
+        "sys",
+        "$SYS/broker/#",
+        QoS::AtMostOnce,
+    )
+    .await;
     let mut seen: HashMap<String, String> = HashMap::new();
     let deadline = tokio::time::Instant::now() + WAIT;
     // Values move between ticks: keep reading until clients/connected says 1.
@@ -65,7 +71,6 @@ async fn sys_topics_published() {
     assert!(seen["$SYS/broker/uptime"].ends_with(" seconds"));
     assert_eq!(seen["$SYS/broker/clients/connected"], "1");
     // `#` alone does not see $SYS.
-    let (mut all, _) = Raw::connect(b.addr, Protocol::V3_1_1, "all", true).await;
-    all.subscribe(1, "#", QoS::AtMostOnce).await;
+    let mut all = Raw::subscriber(b.addr, Protocol::V3_1_1, "all", "#", QoS::AtMostOnce).await;
     all.expect_nothing(Duration::from_millis(500)).await;
 }

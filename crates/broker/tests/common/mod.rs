@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use midge_broker::{Broker, BrokerConfig, ConnectionInfo, Hooks, Transport};
+use midge_broker::{Broker, BrokerConfig, ConnectionInfo, Event, Hooks, Transport};
 use midge_proto::{
     decode, encode, ConnAck, Connect, Disconnect, Packet, Properties, Protocol, PubResp, Publish,
     QoS, ReasonCode, SubAck, Subscribe, Subscription, SubscriptionOptions, Will,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 /// How long any single expected event may take.
@@ -41,11 +42,21 @@ pub async fn start_with(config: BrokerConfig, hooks: Option<Arc<dyn Hooks>>) -> 
         Some(h) => Broker::with_hooks(config, h),
         None => Broker::new(config),
     };
+    let (addr, shutdown) = serve(broker.clone()).await;
+    TestBroker {
+        addr,
+        broker,
+        shutdown,
+    }
+}
+
+/// Serves `broker` (and runs its background tasks) on 127.0.0.1:0 until
+/// the token is cancelled.
+pub async fn serve(broker: Broker) -> (SocketAddr, CancellationToken) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let shutdown = CancellationToken::new();
     broker.spawn_background(shutdown.clone());
-    let b = broker.clone();
     let token = shutdown.clone();
     tokio::spawn(async move {
         loop {
@@ -54,7 +65,7 @@ pub async fn start_with(config: BrokerConfig, hooks: Option<Arc<dyn Hooks>>) -> 
                 r = listener.accept() => {
                     let Ok((stream, peer)) = r else { continue };
                     let _ = stream.set_nodelay(true);
-                    let b = b.clone();
+                    let b = broker.clone();
                     tokio::spawn(async move {
                         b.handle_connection(stream, ConnectionInfo::new(Some(peer), "test", Transport::Tcp)).await;
                     });
@@ -62,10 +73,33 @@ pub async fn start_with(config: BrokerConfig, hooks: Option<Arc<dyn Hooks>>) -> 
             }
         }
     });
-    TestBroker {
-        addr,
-        broker,
-        shutdown,
+    (addr, shutdown)
+}
+
+/// Polls `done` every 10 ms until it holds; fails the test after [`WAIT`]
+/// with `what`.
+pub async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The first event `pick` turns into a value (others are passed over);
+/// each event must come within [`WAIT`].
+pub async fn next_event<T>(
+    events: &mut broadcast::Receiver<Event>,
+    mut pick: impl FnMut(Event) -> Option<T>,
+) -> T {
+    loop {
+        let e = tokio::time::timeout(WAIT, events.recv())
+            .await
+            .expect("event timeout")
+            .expect("event");
+        if let Some(t) = pick(e) {
+            return t;
+        }
     }
 }
 
@@ -87,6 +121,14 @@ pub fn connect_packet(protocol: Protocol, client_id: &str, clean: bool) -> Conne
         password: None,
         properties: Properties::default(),
     }
+}
+
+/// A 5.0 CONNECT without clean start whose session outlives the
+/// connection by `expiry` seconds.
+pub fn persistent_connect(client_id: &str, expiry: u32) -> Connect {
+    let mut c = connect_packet(Protocol::V5, client_id, false);
+    c.properties.session_expiry_interval = Some(expiry);
+    c
 }
 
 pub fn will(topic: &str, payload: &'static [u8], qos: QoS, retain: bool) -> Will {
@@ -116,7 +158,7 @@ impl Raw {
     /// Opens and sends `c`, returning the CONNACK.
     pub async fn connect_with(addr: SocketAddr, c: Connect) -> (Raw, ConnAck) {
         let mut r = Raw::open(addr, c.protocol).await;
-        r.send(&Packet::Connect(Box::new(c))).await;
+        r.send_connect(c).await;
         match r.recv().await {
             Some(Packet::ConnAck(a)) => (r, a),
             other => panic!("expected CONNACK, got {other:?}"),
@@ -135,10 +177,27 @@ impl Raw {
         (r, a)
     }
 
+    /// Connects with clean start and holds one subscription (packet id 1).
+    pub async fn subscriber(
+        addr: SocketAddr,
+        protocol: Protocol,
+        id: &str,
+        filter: &str,
+        qos: QoS,
+    ) -> Raw {
+        let (mut r, _) = Raw::connect(addr, protocol, id, true).await;
+        r.subscribe(1, filter, qos).await;
+        r
+    }
+
     pub async fn send(&mut self, p: &Packet) {
         let mut b = BytesMut::new();
         encode(p, self.protocol, &mut b).expect("encode");
         self.send_bytes(&b).await;
+    }
+
+    pub async fn send_connect(&mut self, c: Connect) {
+        self.send(&Packet::Connect(Box::new(c))).await;
     }
 
     pub async fn send_bytes(&mut self, b: &[u8]) {
@@ -190,6 +249,16 @@ impl Raw {
                 Some(p) => got.push(p),
             }
         }
+    }
+
+    /// Asserts the broker sends a DISCONNECT with `reason`, nothing else,
+    /// and closes the connection.
+    pub async fn expect_disconnect(&mut self, reason: ReasonCode) {
+        let got = self.expect_close().await;
+        assert!(
+            matches!(&got[..], [Packet::Disconnect(d)] if d.reason == reason),
+            "expected DISCONNECT {reason:?}, then close: {got:?}"
+        );
     }
 
     pub async fn subscribe(&mut self, pkid: u16, filter: &str, qos: QoS) -> SubAck {
@@ -258,6 +327,13 @@ impl Raw {
     pub async fn disconnect(&mut self, reason: ReasonCode) {
         self.send(&Packet::Disconnect(Disconnect::new(reason)))
             .await;
+    }
+
+    /// A normal DISCONNECT, which the broker answers by closing the
+    /// connection without a packet.
+    pub async fn leave(&mut self) {
+        self.disconnect(ReasonCode::Success).await;
+        assert!(self.expect_close().await.is_empty());
     }
 }
 
