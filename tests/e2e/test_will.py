@@ -18,6 +18,23 @@ def _watcher(broker, clients, topic="will/#", protocol=V311):
     return w
 
 
+def _before_barrier(broker, clients, w):
+    """What `w` got before a barrier published now: [] means no will came."""
+    p = clients(broker)
+    p.connect()
+    p.publish("will-barrier", b"b", qos=1)
+    return w.drain_until("will-barrier", b"b")
+
+
+def _delayed_will_client(broker, clients, client_id, topic, payload, *, delay, expiry, clean):
+    """A connected 5.0 client whose will (QoS 1) waits `delay` s and whose
+    session outlives the connection by `expiry` s."""
+    c = clients(broker, client_id=client_id, protocol=V5, clean=clean)
+    c.will_set(topic, payload, qos=1, properties=props("WILLMESSAGE", WillDelayInterval=delay))
+    c.connect(properties=props("CONNECT", SessionExpiryInterval=expiry))
+    return c
+
+
 @pytest.mark.parametrize("protocol", [V31, V311, V5], ids=["v31", "v311", "v5"])
 def test_will_on_socket_close(broker, clients, protocol):
     # [MQTT-3.1.2-8]: published when the network connection is closed without DISCONNECT
@@ -38,10 +55,7 @@ def test_no_will_on_disconnect(broker, clients, protocol):
     c.will_set("will/unused", b"no", qos=1)
     c.connect()
     c.disconnect()
-    p = clients(broker)
-    p.connect()
-    p.publish("will-barrier", b"b", qos=1)
-    assert w.drain_until("will-barrier", b"b") == []
+    assert _before_barrier(broker, clients, w) == []
 
 
 def test_no_will_when_flag_not_set(broker, clients):
@@ -50,10 +64,7 @@ def test_no_will_when_flag_not_set(broker, clients):
     c = clients(broker)
     c.connect()
     c.drop()
-    p = clients(broker)
-    p.connect()
-    p.publish("will-barrier", b"b", qos=1)
-    assert w.drain_until("will-barrier", b"b") == []
+    assert _before_barrier(broker, clients, w) == []
 
 
 def test_v5_disconnect_with_will_reason_0x04(broker, clients):
@@ -120,10 +131,8 @@ def test_v5_will_properties_passed(broker, clients):
 def test_v5_will_delay(broker, clients):
     # [MQTT-3.1.3-9]: the will is published after the Will Delay Interval
     w = _watcher(broker, clients)
-    c = clients(broker, client_id="will-delay", protocol=V5, clean=False)
-    c.will_set("will/delayed", b"late", qos=1,
-               properties=props("WILLMESSAGE", WillDelayInterval=2))
-    c.connect(properties=props("CONNECT", SessionExpiryInterval=60))
+    c = _delayed_will_client(broker, clients, "will-delay", "will/delayed", b"late",
+                             delay=2, expiry=60, clean=False)
     t0 = time.monotonic()
     c.drop()
     m = w.get(timeout=8)
@@ -136,30 +145,23 @@ def test_v5_will_delay(broker, clients):
 def test_v5_will_delay_cancelled_by_reconnect(broker, clients):
     # [MQTT-3.1.3-9]: a new connection for the session before the delay ends cancels the will
     w = _watcher(broker, clients)
-    c = clients(broker, client_id="will-cancel", protocol=V5, clean=False)
-    c.will_set("will/cancelled", b"never", qos=1,
-               properties=props("WILLMESSAGE", WillDelayInterval=2))
-    c.connect(properties=props("CONNECT", SessionExpiryInterval=60))
+    c = _delayed_will_client(broker, clients, "will-cancel", "will/cancelled", b"never",
+                             delay=2, expiry=60, clean=False)
     c.drop()
     c2 = clients(broker, client_id="will-cancel", protocol=V5, clean=False)
     c2.connect(properties=props("CONNECT", SessionExpiryInterval=60))
     assert c2.session_present
     # the delay must pass before absence means anything
     time.sleep(3)
-    p = clients(broker)
-    p.connect()
-    p.publish("will-barrier", b"b", qos=1)
-    assert w.drain_until("will-barrier", b"b") == []
+    assert _before_barrier(broker, clients, w) == []
 
 
 @pytest.mark.slow
 def test_v5_will_sent_at_session_expiry_before_delay(broker, clients):
     # 5.0 3.1.3.2: the will is sent when the session ends, if that is earlier than the delay
     w = _watcher(broker, clients)
-    c = clients(broker, client_id="will-exp", protocol=V5, clean=True)
-    c.will_set("will/expiry", b"session over", qos=1,
-               properties=props("WILLMESSAGE", WillDelayInterval=30))
-    c.connect(properties=props("CONNECT", SessionExpiryInterval=1))
+    c = _delayed_will_client(broker, clients, "will-exp", "will/expiry", b"session over",
+                             delay=30, expiry=1, clean=True)
     t0 = time.monotonic()
     c.drop()
     m = w.get(timeout=8)
