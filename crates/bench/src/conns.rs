@@ -163,16 +163,31 @@ impl Idle {
 
     /// Counts the connections the broker closed, sends DISCONNECT on the
     /// others and closes them. Returns how many the broker closed in all.
-    fn release(mut self, bye: &[u8]) -> u64 {
+    ///
+    /// After DISCONNECT it waits (up to `linger`) for the broker to close
+    /// first: the side that closes first keeps the TIME_WAIT, and 10,000
+    /// of them on this side would crowd the ephemeral ports the next run
+    /// connects from (on loopback that slowed the next conn run by up to a
+    /// third, whichever broker it measured).
+    async fn release(mut self, bye: &[u8], linger: Duration) -> u64 {
         self.sweep(false);
-        for s in self.conns.drain(..) {
-            // A full send buffer (the broker stopped reading) gets no
-            // DISCONNECT; the close still ends the connection.
-            let _ = writes(&s, bye);
+        let dropped = self.dropped;
+        // A full send buffer (the broker stopped reading) gets no
+        // DISCONNECT; the close still ends the connection.
+        self.conns.retain(|s| writes(s, bye));
+        let until = Instant::now() + linger;
+        while !self.conns.is_empty() && Instant::now() < until {
+            self.conns.retain(alive);
+            if !self.conns.is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
         }
-        self.dropped
+        dropped
     }
 }
+
+/// How long the release waits for brokers to close after DISCONNECT.
+const RELEASE_LINGER: Duration = Duration::from_secs(3);
 
 /// Drains whatever the broker sent; false once it closed the connection.
 /// Reading everything also keeps the close a FIN rather than a reset.
@@ -378,7 +393,7 @@ pub async fn conn(
     while let Ok(o) = rx.try_recv() {
         tally.take(o, &mut idle);
     }
-    let dropped = idle.release(&bye);
+    let dropped = idle.release(&bye, RELEASE_LINGER).await;
     for (why, n) in tally.errors.iter().take(10) {
         errors.push(format!("{} connections: {why}", count(*n)));
     }
@@ -491,7 +506,25 @@ mod tests {
     #[tokio::test]
     async fn release_sends_disconnect_then_closes() {
         let (idle, mut servers) = pairs(2).await;
-        assert_eq!(idle.release(&[0xe0, 0]), 0);
+        // The "broker" closes after reading DISCONNECT, as brokers do; the
+        // release waits for that, then closes its side.
+        let brokers = tokio::spawn(async move {
+            for s in &mut servers {
+                assert_eq!(read_exactly(s, 2).await, [0xe0, 0]);
+            }
+            drop(servers);
+        });
+        let t0 = Instant::now();
+        assert_eq!(idle.release(&[0xe0, 0], WAIT).await, 0);
+        assert!(t0.elapsed() < WAIT, "release waited for its limit");
+        tokio::time::timeout(WAIT, brokers).await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn release_closes_by_itself_after_the_linger() {
+        let (idle, mut servers) = pairs(1).await;
+        // This broker never closes: the release gives up after its linger.
+        assert_eq!(idle.release(&[0xe0, 0], Duration::from_millis(50)).await, 0);
         for s in &mut servers {
             assert_eq!(read_exactly(s, 2).await, [0xe0, 0]);
             let mut rest = Vec::new();
