@@ -25,7 +25,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from brokerproc import Broker, BrokerError, broker_kind  # noqa: E402
-from mqttclient import Client  # noqa: E402
+from mqttclient import V311, Client  # noqa: E402
 
 
 def pytest_addoption(parser):
@@ -141,3 +141,22 @@ def raw_clients():
     yield make
     for c in made:
         c.close()
+
+
+@pytest.fixture
+def witness(broker, clients):
+    """A subscriber and a publisher connected before a bad client: `check`
+    shows the broker goes on serving them after it closed the bad
+    connection."""
+    s = clients(broker, protocol=V311)
+    s.connect()
+    s.subscribe("witness/t", qos=1)
+    p = clients(broker, protocol=V311)
+    p.connect()
+
+    def check(tag: str):
+        p.publish("witness/t", tag.encode(), qos=1)
+        assert s.get().payload == tag.encode()
+
+    check("before")
+    return check

@@ -12,24 +12,6 @@ BOM = "\ufeff"  # encoded EF BB BF
 MALFORMED, PROTOCOL_ERROR, TOPIC_NAME_INVALID = 0x81, 0x82, 0x90
 
 
-@pytest.fixture
-def witness(broker, clients):
-    """A subscriber and a publisher connected before the bad client: the
-    broker goes on serving them after it closed the bad connection."""
-    s = clients(broker, protocol=V311)
-    s.connect()
-    s.subscribe("witness/t", qos=1)
-    p = clients(broker, protocol=V311)
-    p.connect()
-
-    def check(tag: str):
-        p.publish("witness/t", tag.encode(), qos=1)
-        assert s.get().payload == tag.encode()
-
-    check("before")
-    return check
-
-
 def _closed_with(c, allowed: set[int]) -> None:
     """The broker closed `c`, sending at most a DISCONNECT with a reason in `allowed`."""
     pkts = c.wait_closed()

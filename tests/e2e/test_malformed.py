@@ -6,7 +6,6 @@ keeps working; oversized packets against --max-packet-size."""
 import pytest
 
 import rawmqtt as r
-from mqttclient import V311
 
 MALFORMED, PROTOCOL_ERROR, TOPIC_INVALID, TOO_LARGE = 0x81, 0x82, 0x90, 0x95
 BAD = {MALFORMED, PROTOCOL_ERROR}
@@ -75,24 +74,6 @@ def _params(v):
         marks = [pytest.mark.mosquitto_deviates(why)] if why else []
         out.append(pytest.param(case, id=case[0], marks=marks))
     return out
-
-
-@pytest.fixture
-def witness(broker, clients):
-    """A publisher and a subscriber connected before the bad client, to show
-    the broker kept working for everyone else."""
-    s = clients(broker, protocol=V311)
-    s.connect()
-    s.subscribe("witness/t", qos=1)
-    p = clients(broker, protocol=V311)
-    p.connect()
-
-    def check(tag: str):
-        p.publish("witness/t", tag.encode(), qos=1)
-        assert s.get().payload == tag.encode()
-
-    check("before")
-    return check
 
 
 def _run(broker, raw_clients, witness, version, case):
