@@ -387,8 +387,7 @@ impl Inner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session::{Delivery, Owner};
-    use bytes::Bytes;
+    use crate::session::testing::{attach, delivery};
     use midge_proto::{Protocol, QoS};
 
     #[test]
@@ -402,23 +401,8 @@ mod tests {
             b.inner.stored.clone(),
         ));
         b.inner.sessions.lock().insert(Arc::from("c"), s.clone());
-        s.state.lock().owner = Some(Owner {
-            conn_id: 1,
-            waker: Kick::new(),
-        });
-        let d = Delivery {
-            msg: Arc::new(Message::new(
-                "t",
-                Bytes::from_static(b"x"),
-                QoS::AtLeastOnce,
-                false,
-            )),
-            qos: QoS::AtLeastOnce,
-            retain: false,
-            sub_ids: Vec::new(),
-            share: None,
-        };
-        assert_eq!(s.deliver(d), Ok(()));
+        attach(&s, 1);
+        assert_eq!(s.deliver(delivery(QoS::AtLeastOnce)), Ok(()));
         let busy = s.state.lock();
         let (tx, rx) = std::sync::mpsc::channel();
         let b2 = b.clone();

@@ -86,22 +86,11 @@ impl Drop for StateGuard<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Delivery, Owner, Session};
+    use super::super::testing::{attach, delivery};
+    use super::super::Session;
     use super::*;
-    use crate::message::Message;
-    use bytes::Bytes;
     use midge_proto::{Protocol, QoS};
     use std::time::Instant;
-
-    fn delivery(qos: QoS) -> Delivery {
-        Delivery {
-            msg: Arc::new(Message::new("t", Bytes::from_static(b"x"), qos, false)),
-            qos,
-            retain: false,
-            sub_ids: Vec::new(),
-            share: None,
-        }
-    }
 
     #[test]
     fn gauge_follows_queue_and_inflight_of_all_sessions() {
@@ -109,10 +98,7 @@ mod tests {
         let a = Session::with_gauge(1, Arc::from("a"), Protocol::V5, 10, gauge.clone());
         let b = Session::with_gauge(2, Arc::from("b"), Protocol::V5, 1, gauge.clone());
         for s in [&a, &b] {
-            s.state.lock().owner = Some(Owner {
-                conn_id: s.id,
-                waker: crate::kick::Kick::new(),
-            });
+            attach(s, s.id);
         }
         let count = || gauge.load(Ordering::Relaxed);
         assert_eq!(a.deliver(delivery(QoS::AtLeastOnce)), Ok(()));

@@ -224,12 +224,14 @@ impl Session {
     }
 }
 
+/// Builders for the tests of the session and of the code around it.
 #[cfg(test)]
-mod tests {
+pub(crate) mod testing {
     use super::*;
     use bytes::Bytes;
 
-    fn delivery(qos: QoS) -> Delivery {
+    /// A one-byte message on `t`, as a subscriber's queue holds it.
+    pub fn delivery(qos: QoS) -> Delivery {
         Delivery {
             msg: Arc::new(Message::new("t", Bytes::from_static(b"x"), qos, false)),
             qos,
@@ -238,6 +240,23 @@ mod tests {
             share: None,
         }
     }
+
+    /// Puts `s` online, owned by connection `conn_id`; returns the kick
+    /// that connection would wait on.
+    pub fn attach(s: &Session, conn_id: u64) -> Kick {
+        let waker = Kick::new();
+        s.state.lock().owner = Some(Owner {
+            conn_id,
+            waker: waker.clone(),
+        });
+        waker
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::{attach, delivery};
+    use super::*;
 
     #[test]
     fn offline_keeps_only_qos1_and_2() {
@@ -253,11 +272,7 @@ mod tests {
     #[test]
     fn one_wake_up_per_batch() {
         let s = Session::new(1, Arc::from("c"), Protocol::V5, 10);
-        let waker = Kick::new();
-        s.state.lock().owner = Some(Owner {
-            conn_id: 1,
-            waker: waker.clone(),
-        });
+        let waker = attach(&s, 1);
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build();
@@ -282,11 +297,7 @@ mod tests {
     #[test]
     fn online_delivery_wakes_owner() {
         let s = Session::new(1, Arc::from("c"), Protocol::V5, 1);
-        let waker = Kick::new();
-        s.state.lock().owner = Some(Owner {
-            conn_id: 1,
-            waker: waker.clone(),
-        });
+        let waker = attach(&s, 1);
         assert_eq!(s.deliver(delivery(QoS::AtMostOnce)), Ok(()));
         assert_eq!(
             s.deliver(delivery(QoS::AtMostOnce)),

@@ -335,19 +335,10 @@ impl Outbound {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::testing::delivery as d;
     use bytes::Bytes;
     use std::collections::HashSet;
     use std::time::Duration;
-
-    fn d(qos: QoS) -> Delivery {
-        Delivery {
-            msg: Arc::new(Message::new("t", Bytes::from_static(b"x"), qos, false)),
-            qos,
-            retain: false,
-            sub_ids: Vec::new(),
-            share: None,
-        }
-    }
 
     fn pkid(o: Option<Outgoing>) -> u16 {
         match o {
