@@ -136,10 +136,9 @@ where
 
 /// The attached connection is over: counters, session, will, event.
 fn closed(mut client: Client, exit: Exit) {
-    let broker = client.broker.clone();
-    let inner = &*broker.inner;
-    client.tally.flush(&inner.counters);
+    client.tally.flush(&client.broker.inner.counters);
     client.flush_store();
+    let inner = &*client.broker.inner;
     inner.counters.client_disconnected();
     inner.connection_closed(&client.session, client.conn_id, exit.will, Instant::now());
     inner.emit(|| Event::ClientDisconnected {

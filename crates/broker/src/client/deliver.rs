@@ -36,14 +36,13 @@ impl Client {
     /// Sends again what was in flight when the session was last connected
     /// (PUBLISH with DUP, PUBREL), right after CONNACK.
     pub fn resend_inflight(&mut self, now: Instant, out: &mut BytesMut) -> Result<(), Exit> {
-        let again = {
+        let mut again = {
             let st = self.session.state.lock();
             if !self.owns(&st) {
                 return Ok(());
             }
             st.outbound.resend()
         };
-        let mut again = again;
         self.write_pending(now, &mut again, out)
     }
 
