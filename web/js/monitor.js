@@ -77,6 +77,9 @@ export class Monitor extends EventTarget {
         this.dispatchEvent(new CustomEvent('sys', { detail: { name: topic.slice(SYS_PREFIX.length), value: payload.toString() } }));
         if (!this.treeFilter.startsWith('$')) return;
       }
+      // Pausing unsubscribes without waiting for the broker's answer: what
+      // was already on its way for the tree is dropped here.
+      if (this.paused) return;
       this.dispatchEvent(new CustomEvent('message', { detail }));
     });
   }
