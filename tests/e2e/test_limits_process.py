@@ -127,3 +127,35 @@ def test_port_in_use_fails(broker, tmp_path):
                           "--data-dir", str(tmp_path)],
                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=15)
     assert res.returncode != 0 and res.stderr.strip()
+
+
+def _proc_status(pid: int, field: str) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+def _soft_nofile(pid: int) -> int:
+    with open(f"/proc/{pid}/limits") as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                soft = line.split()[3]
+                return 1 << 62 if soft == "unlimited" else int(soft)
+    raise AssertionError("no open-file line in /proc/PID/limits")
+
+
+@pytest.mark.midge_only
+def test_descriptors_ready_for_a_connect_burst(broker_factory):
+    # The soft open-file limit is raised to the hard one (up to 2^20), and
+    # the descriptor table is grown at start-up (up to 65,536 slots), so a
+    # burst of connections does not stall accept() on table growth.
+    import resource
+    b = broker_factory()
+    pid = b.proc.pid
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    hard = 1 << 62 if hard == resource.RLIM_INFINITY else hard
+    soft = _soft_nofile(pid)
+    assert soft == min(hard, 1 << 20), (soft, hard)
+    assert _proc_status(pid, "FDSize") >= min(soft, 65_536)

@@ -211,27 +211,6 @@ fn writes(s: &TcpStream, packet: &[u8]) -> bool {
     matches!(s.try_write(packet), Ok(n) if n == packet.len())
 }
 
-/// Raises this process's open-file limit to fit `want` descriptors, as far
-/// as the hard limit allows. Returns the resulting soft limit.
-pub fn raise_nofile(want: u64) -> u64 {
-    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
-    let cur = getrlimit(Resource::Nofile);
-    let soft = cur.current.unwrap_or(u64::MAX);
-    if soft >= want {
-        return soft;
-    }
-    let hard = cur.maximum.unwrap_or(u64::MAX);
-    let target = want.min(hard);
-    let new = Rlimit {
-        current: Some(target),
-        maximum: cur.maximum,
-    };
-    match setrlimit(Resource::Nofile, new) {
-        Ok(()) => target,
-        Err(_) => soft,
-    }
-}
-
 /// Runs the conn scenario: its figures, the broker's CPU time over the
 /// connect phase (given `--broker-pid`) and client errors.
 pub async fn conn(
@@ -240,12 +219,19 @@ pub async fn conn(
     progress: &Progress,
     clock: Clock,
 ) -> Result<(ConnReport, Option<BrokerCpu>, Vec<String>), BenchError> {
-    let limit = raise_nofile(cfg.connections as u64 + SPARE_FDS);
-    if limit < cfg.connections as u64 + SPARE_FDS {
+    let want = cfg.connections as u64 + SPARE_FDS;
+    let limit = midge_sys::raise_nofile(want);
+    if limit < want {
         return Err(BenchError::Options(format!(
-            "{} connections need about {} open files, but the limit is {limit}: raise `ulimit -n`",
+            "{} connections need about {want} open files, but the limit is {limit}: raise `ulimit -n`",
             cfg.connections,
-            cfg.connections as u64 + SPARE_FDS
+        )));
+    }
+    // Grown now, before the clock starts: grown while connecting, each
+    // doubling of the table stalls the tool for an RCU grace period.
+    if let Err(e) = midge_sys::reserve_fd_table(want) {
+        return Err(BenchError::Options(format!(
+            "cannot size the descriptor table for {want} files: {e}"
         )));
     }
     let rss_before = match cfg.broker_pid {
