@@ -198,11 +198,21 @@ impl Inner {
         new
     }
 
-    /// Removes a subscription of `session`. Returns true if it existed.
-    pub fn unsubscribe(&self, session: &Session, filter: &str) -> bool {
+    /// Removes a subscription of `session`. Returns its options if it
+    /// existed, so that a removal the store refuses can be undone.
+    pub fn unsubscribe(&self, session: &Session, filter: &str) -> Option<Subscribed> {
         let existed = self.index.write().unsubscribe(filter, session.id);
-        session.state.lock().subscriptions.remove(filter);
-        existed
+        let removed = session.state.lock().subscriptions.remove(filter);
+        if existed {
+            // Index and session map change together; only an ended
+            // session's map can be empty already.
+            Some(removed.unwrap_or_else(|| Subscribed {
+                options: SubscriptionOptions::default(),
+                id: None,
+            }))
+        } else {
+            None
+        }
     }
 
     /// Queues the retained messages matching a new subscription, as the

@@ -341,3 +341,95 @@ async fn sys_topics_report_the_store() {
     assert_eq!(&m.payload[..], b"memory");
     stop.cancel();
 }
+
+fn unsubscribe(pkid: u16, filters: &[&str]) -> Packet {
+    Packet::Unsubscribe(midge_proto::Unsubscribe {
+        pkid,
+        filters: filters.iter().map(|f| (*f).into()).collect(),
+        properties: midge_proto::Properties::default(),
+    })
+}
+
+/// A QoS 0 message from a clean session: it reaches stored sessions
+/// without touching the store, so it shows who is subscribed while the
+/// store is failing.
+async fn probe(addr: SocketAddr, topic: &str, payload: &'static [u8]) {
+    let (mut p, _) = Raw::connect(addr, Protocol::V5, "probe", true).await;
+    p.publish(topic, payload, QoS::AtMostOnce, false, 0).await;
+    p.leave().await;
+}
+
+#[tokio::test]
+async fn subscription_changes_the_store_refuses_are_undone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let faults = FaultSwitch::new();
+    let store = DiskStore::open_with_faults(dir.path(), StoreConfig::default(), faults.clone())
+        .expect("open");
+    let broker = with_store(Arc::new(store));
+    let (addr, stop) = serve(broker.clone()).await;
+
+    // 5.0: the UNSUBACK says which removals failed; the rest stand.
+    let mut v5 = persistent(addr, "u5").await;
+    v5.subscribe(1, "u/t", QoS::AtLeastOnce).await;
+    faults.set(true);
+    v5.send(&unsubscribe(2, &["u/t", "u/none"])).await;
+    match v5.recv().await {
+        Some(Packet::UnsubAck(a)) => assert_eq!(
+            a.reasons,
+            vec![
+                ReasonCode::UnspecifiedError,
+                ReasonCode::NoSubscriptionExisted
+            ]
+        ),
+        other => panic!("expected UNSUBACK, got {other:?}"),
+    }
+    probe(addr, "u/t", b"still subscribed").await;
+    assert_eq!(&v5.recv_publish().await.payload[..], b"still subscribed");
+    // A SUBSCRIBE that would replace it is refused too, and leaves the old
+    // subscription (identifier 7) in place, not none at all.
+    let with_id = |id: u32| {
+        let mut p = midge_proto::Properties::default();
+        p.subscription_identifiers.push(id);
+        p
+    };
+    let opts = |qos| midge_proto::SubscriptionOptions {
+        qos,
+        ..Default::default()
+    };
+    faults.set(false);
+    v5.subscribe_opts(4, &[("u/id", opts(QoS::AtLeastOnce))], with_id(7))
+        .await;
+    faults.set(true);
+    let ack = v5
+        .subscribe_opts(5, &[("u/id", opts(QoS::AtMostOnce))], with_id(9))
+        .await;
+    assert_eq!(ack.reasons, vec![ReasonCode::UnspecifiedError]);
+    probe(addr, "u/id", b"old options").await;
+    let m = v5.recv_publish().await;
+    assert_eq!(&m.payload[..], b"old options");
+    assert_eq!(m.properties.subscription_identifiers, vec![7]);
+
+    // 3.1.1: no way to say no in an UNSUBACK, so the connection closes
+    // without one, and the session keeps the subscription.
+    faults.set(false);
+    let (mut v3, _) = Raw::connect(addr, Protocol::V3_1_1, "u3", false).await;
+    v3.subscribe(1, "u3/t", QoS::AtLeastOnce).await;
+    faults.set(true);
+    v3.send(&unsubscribe(2, &["u3/t"])).await;
+    assert!(v3.expect_close().await.is_empty(), "no UNSUBACK");
+    faults.set(false);
+    let (mut v3, ack) = Raw::connect(addr, Protocol::V3_1_1, "u3", false).await;
+    assert!(ack.session_present);
+    probe(addr, "u3/t", b"kept").await;
+    assert_eq!(&v3.recv_publish().await.payload[..], b"kept");
+
+    // With the store back, the same removal goes through and lasts.
+    v5.send(&unsubscribe(3, &["u/t"])).await;
+    match v5.recv().await {
+        Some(Packet::UnsubAck(a)) => assert_eq!(a.reasons, vec![ReasonCode::Success]),
+        other => panic!("expected UNSUBACK, got {other:?}"),
+    }
+    probe(addr, "u/t", b"gone").await;
+    v5.expect_nothing(Duration::from_millis(300)).await;
+    stop.cancel();
+}

@@ -59,6 +59,7 @@ impl Client {
                 options.retain_handling = Default::default();
             }
             let sub_id = if v5 { id } else { None };
+            let previous = self.session.state.lock().subscriptions.get(f).cloned();
             let is_new = self
                 .broker
                 .inner
@@ -69,7 +70,7 @@ impl Client {
                 filter: f.clone(),
                 qos: options.qos,
             });
-            granted_subs.push((sub.filter, options, sub_id, is_new));
+            granted_subs.push((sub.filter, options, sub_id, is_new, previous));
         }
         let ack = SubAck {
             pkid: s.pkid,
@@ -78,11 +79,12 @@ impl Client {
         };
         let granted: Vec<Granted> = granted_subs
             .into_iter()
-            .map(|(filter, options, id, is_new)| Granted {
+            .map(|(filter, options, id, is_new, previous)| Granted {
                 filter,
                 options,
                 id,
                 is_new,
+                previous,
             })
             .collect();
         // A stored session's subscriptions are durable before the SUBACK;
@@ -99,21 +101,16 @@ impl Client {
         let mut reasons = Vec::with_capacity(u.filters.len());
         let mut removed = Vec::new();
         for f in u.filters {
-            let existed = self.broker.inner.unsubscribe(&self.session, &f);
-            if existed {
-                removed.push(f.clone());
-            }
-            reasons.push(if existed {
-                ReasonCode::Success
-            } else {
-                ReasonCode::NoSubscriptionExisted
+            let Some(was) = self.broker.inner.unsubscribe(&self.session, &f) else {
+                reasons.push(ReasonCode::NoSubscriptionExisted);
+                continue;
+            };
+            reasons.push(ReasonCode::Success);
+            self.broker.inner.emit(|| Event::Unsubscribed {
+                client_id: self.client_id.clone(),
+                filter: f.clone(),
             });
-            if existed {
-                self.broker.inner.emit(|| Event::Unsubscribed {
-                    client_id: self.client_id.clone(),
-                    filter: f.clone(),
-                });
-            }
+            removed.push((f, was));
         }
         if !self.v5() {
             reasons.clear();
@@ -123,7 +120,7 @@ impl Client {
             reasons,
             properties: Properties::default(),
         };
-        let commit = self.store_unsubscriptions(removed);
-        self.after_commit(commit, Action::Unsubscribe(ack), out)
+        let commit = self.store_unsubscriptions(&removed);
+        self.after_commit(commit, Action::Unsubscribe { ack, removed }, out)
     }
 }

@@ -20,6 +20,7 @@ use midge_store::{Commit, CommitError};
 
 use super::{Later, Pending};
 use crate::client::{Client, Exit};
+use crate::session::Subscribed;
 
 /// Acknowledgements waiting per connection before it stops reading.
 pub(crate) const MAX_DEFERRED: usize = 1024;
@@ -32,6 +33,8 @@ pub(crate) struct Granted {
     pub options: SubscriptionOptions,
     pub id: Option<u32>,
     pub is_new: bool,
+    /// The subscription this one replaced: restored if the store refuses.
+    pub previous: Option<Subscribed>,
 }
 
 /// What to send once the commit is in.
@@ -50,7 +53,12 @@ pub(crate) enum Action {
         ack: SubAck,
         granted: Vec<Granted>,
     },
-    Unsubscribe(UnsubAck),
+    Unsubscribe {
+        ack: UnsubAck,
+        /// The subscriptions removed, with their options: put back if the
+        /// store refuses to remove them.
+        removed: Vec<(ByteString, Subscribed)>,
+    },
     /// PUBCOMP once a stored inbound QoS 2 id is durably gone; PUBREL once
     /// a stored outbound message's PUBREL state is durable.
     Release(Packet),
@@ -258,8 +266,21 @@ impl Client {
                     for r in ack.reasons.iter_mut().filter(|r| !r.is_error()) {
                         *r = code;
                     }
+                    // The store keeps what it had: memory goes back to it.
                     for g in &granted {
-                        self.broker.inner.unsubscribe(&self.session, &g.filter);
+                        match &g.previous {
+                            Some(was) => {
+                                self.broker.inner.subscribe(
+                                    &self.session,
+                                    &g.filter,
+                                    was.options,
+                                    was.id,
+                                );
+                            }
+                            None => {
+                                self.broker.inner.unsubscribe(&self.session, &g.filter);
+                            }
+                        }
                     }
                     return self.send(&Packet::SubAck(ack), out);
                 }
@@ -285,11 +306,31 @@ impl Client {
                 }
                 self.send(&packet, out)
             }
-            Action::Unsubscribe(ack) => {
+            Action::Unsubscribe { mut ack, removed } => {
                 if let Err(e) = result {
-                    // Gone in memory already; the store may bring it back
-                    // after a restart. Counted and logged.
-                    self.refused(&e, "UNSUBSCRIBE");
+                    // Still in the store: put back in memory as well, so
+                    // that the session the client sees now is the one a
+                    // restart brings back.
+                    let code = self.refused(&e, "UNSUBSCRIBE");
+                    for (filter, was) in &removed {
+                        self.broker
+                            .inner
+                            .subscribe(&self.session, filter, was.options, was.id);
+                    }
+                    if !self.protocol.is_v5() {
+                        // A 3.x UNSUBACK cannot say no: closed without it,
+                        // as for a refused PUBLISH.
+                        return Err(Exit {
+                            reason: code,
+                            will: true,
+                            notify: false,
+                        });
+                    }
+                    for r in ack.reasons.iter_mut() {
+                        if *r == ReasonCode::Success {
+                            *r = code;
+                        }
+                    }
                 }
                 self.send(&Packet::UnsubAck(ack), out)
             }

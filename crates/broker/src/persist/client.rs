@@ -14,7 +14,7 @@ use midge_store::{
 use super::{convert, Granted, Persist};
 use crate::client::Client;
 use crate::session::outbound::Inflight;
-use crate::session::{Outgoing, Session};
+use crate::session::{Outgoing, Session, Subscribed};
 
 /// Notes in `ops` that `o` left the queue of `session` for the wire (QoS
 /// 1/2 of a stored session): its queue entry becomes an in-flight one.
@@ -147,13 +147,16 @@ impl Client {
 
     /// The removed subscriptions of a stored session; the commit the
     /// UNSUBACK waits for.
-    pub(crate) fn store_unsubscriptions(&mut self, filters: Vec<ByteString>) -> Option<Commit> {
+    pub(crate) fn store_unsubscriptions(
+        &mut self,
+        removed: &[(ByteString, Subscribed)],
+    ) -> Option<Commit> {
         let session = self.stored()?;
-        if filters.is_empty() {
+        if removed.is_empty() {
             return None;
         }
-        for f in filters {
-            self.store_ops.push(Op::Unsubscribe(session, f));
+        for (f, _) in removed {
+            self.store_ops.push(Op::Unsubscribe(session, f.clone()));
         }
         self.submit_store()
     }
