@@ -69,6 +69,11 @@ impl SysState {
                 ("store/engine".into(), d.engine.to_owned()),
                 ("store/bytes".into(), d.store.bytes.to_string()),
                 ("store/commits".into(), d.store.commits.to_string()),
+                ("store/syncs".into(), d.store.syncs.to_string()),
+                (
+                    "store/sync/time_us".into(),
+                    d.store.sync_time_us.to_string(),
+                ),
                 ("store/backlog".into(), d.store.backlog.to_string()),
                 ("store/refused/full".into(), d.refused_full.to_string()),
                 ("store/write/failures".into(), d.write_failures.to_string()),

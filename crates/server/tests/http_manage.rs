@@ -383,6 +383,9 @@ async fn metrics_show_the_store_holding_an_offline_sessions_messages() {
         ("midge_store_messages", "gauge"),
         ("midge_store_bytes", "gauge"),
         ("midge_store_commits_total", "counter"),
+        ("midge_store_syncs_total", "counter"),
+        ("midge_store_sync_seconds_total", "counter"),
+        ("midge_store_sync_seconds_max", "gauge"),
         ("midge_store_write_failures_total", "counter"),
     ] {
         assert!(
@@ -407,6 +410,10 @@ async fn metrics_show_the_store_holding_an_offline_sessions_messages() {
     assert!(d("midge_store_batches_total") >= 5.0, "one batch a publish");
     assert!(d("midge_store_ops_total") >= 5.0);
     assert!(value(&after, "midge_store_commit_batches_max") >= 1.0);
+    // The default policy (batch) makes every commit durable: one fsync each.
+    assert_eq!(d("midge_store_syncs_total"), d("midge_store_commits_total"));
+    assert!(d("midge_store_sync_seconds_total") > 0.0);
+    assert!(value(&after, "midge_store_sync_seconds_max") > 0.0);
     for zero in [
         "midge_store_write_failures_total",
         "midge_store_refused_full_total",

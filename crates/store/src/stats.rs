@@ -29,6 +29,13 @@ pub struct StoreStats {
     pub messages: u64,
     /// Batches submitted and not yet committed (the writer's backlog).
     pub backlog: u64,
+    /// Durable commits (each one fsyncs the file): group commits under
+    /// `batch`, every commit under `always`, checkpoints under `never`.
+    pub syncs: u64,
+    /// Time spent in durable commits, in total and the longest one (µs):
+    /// how long the disk makes acknowledgements wait.
+    pub sync_time_us: u64,
+    pub sync_max_us: u64,
 }
 
 #[derive(Debug, Default)]
@@ -44,6 +51,9 @@ pub(crate) struct Counters {
     bytes: AtomicU64,
     messages: AtomicU64,
     backlog: AtomicU64,
+    syncs: AtomicU64,
+    sync_time_us: AtomicU64,
+    sync_max_us: AtomicU64,
 }
 
 impl Counters {
@@ -71,6 +81,14 @@ impl Counters {
         self.backlog.fetch_sub(n, Relaxed);
     }
 
+    /// Records one durable commit that took `took`.
+    pub fn synced(&self, took: std::time::Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        self.syncs.fetch_add(1, Relaxed);
+        self.sync_time_us.fetch_add(us, Relaxed);
+        self.sync_max_us.fetch_max(us, Relaxed);
+    }
+
     pub fn write_error(&self) {
         self.write_errors.fetch_add(1, Relaxed);
     }
@@ -93,6 +111,9 @@ impl Counters {
             bytes: self.bytes.load(Relaxed),
             messages: self.messages.load(Relaxed),
             backlog: self.backlog.load(Relaxed),
+            syncs: self.syncs.load(Relaxed),
+            sync_time_us: self.sync_time_us.load(Relaxed),
+            sync_max_us: self.sync_max_us.load(Relaxed),
         }
     }
 }

@@ -188,6 +188,9 @@ fn group_commit_completes_every_submitter() {
         "batches were grouped: {stats:?}"
     );
     assert!(stats.commits < stats.batches, "{stats:?}");
+    // Every group commit is durable: one fsync each, timed.
+    assert_eq!(stats.syncs, stats.commits, "{stats:?}");
+    assert!(stats.sync_time_us >= stats.sync_max_us && stats.sync_max_us > 0);
 }
 
 #[test]
@@ -200,6 +203,7 @@ fn policy_always_commits_each_batch_alone() {
     assert_eq!(n, 1600);
     assert_eq!(stats.max_batches_per_commit, 1);
     assert_eq!(stats.commits, stats.batches);
+    assert_eq!(stats.syncs, stats.commits);
 }
 
 #[test]
@@ -213,7 +217,11 @@ fn policy_never_is_durable_after_close_and_sync() {
     // sync() makes non-durable commits durable without closing.
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("data");
-    let store = open(&dir, cfg.clone());
+    let far_checkpoint = StoreConfig {
+        checkpoint_interval: std::time::Duration::from_secs(3600),
+        ..cfg.clone()
+    };
+    let store = open(&dir, far_checkpoint);
     store
         .submit(Batch::from(vec![
             Op::PutSession(sid(1), session("c", u32::MAX, None)),
@@ -221,7 +229,10 @@ fn policy_never_is_durable_after_close_and_sync() {
         ]))
         .wait()
         .expect("commit");
+    // Committed in memory only: no fsync before the checkpoint.
+    assert_eq!(store.stats().syncs, 0, "{:?}", store.stats());
     store.sync().wait().expect("sync");
+    assert_eq!(store.stats().syncs, 1, "{:?}", store.stats());
     assert_eq!(queues(&store).get(&1), Some(&vec![1]));
 }
 

@@ -390,6 +390,24 @@ fn store(o: &mut Out, d: &DurabilityStats) {
         s.max_batches_per_commit,
     );
     o.one(
+        "midge_store_syncs_total",
+        "counter",
+        "Durable store commits, each an fsync (group commits, or checkpoints under fsync = never).",
+        s.syncs,
+    );
+    o.one(
+        "midge_store_sync_seconds_total",
+        "counter",
+        "Time spent in durable store commits (fsync included).",
+        s.sync_time_us as f64 / 1e6,
+    );
+    o.one(
+        "midge_store_sync_seconds_max",
+        "gauge",
+        "Longest durable store commit since start.",
+        s.sync_max_us as f64 / 1e6,
+    );
+    o.one(
         "midge_store_commit_errors_total",
         "counter",
         "Store transactions that failed (every batch they carried was refused).",

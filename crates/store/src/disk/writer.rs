@@ -275,7 +275,7 @@ impl Writer {
             stamp(&mut tables)?;
             applied
         };
-        txn.commit().map_err(|e| TxError(e.to_string()))?;
+        self.commit_timed(txn, durable)?;
         Ok(applied)
     }
 
@@ -305,7 +305,17 @@ impl Writer {
             let mut tables = WriteTables::open(&txn)?;
             stamp(&mut tables)?;
         }
-        txn.commit().map_err(|e| TxError(e.to_string()))
+        self.commit_timed(txn, true)
+    }
+
+    /// Commits `txn`; a durable commit (the fsync) is timed for the stats.
+    fn commit_timed(&self, txn: redb::WriteTransaction, durable: bool) -> Result<(), TxError> {
+        let started = durable.then(Instant::now);
+        txn.commit().map_err(|e| TxError(e.to_string()))?;
+        if let Some(t) = started {
+            self.counters.synced(t.elapsed());
+        }
+        Ok(())
     }
 
     fn recover(&mut self, now_ms: u64) -> Result<Recovered, TxError> {
