@@ -437,6 +437,8 @@ fn serve<'a, S: AsyncRead + AsyncWrite + Unpin>(
                     if let Err(exit) = client.flush_deferred(wbuf) {
                         return exit;
                     }
+                    // Deliveries that waited may have let the queue go on.
+                    more = true;
                 }
                 Wake::Queued => more = true,
                 Wake::Resume => {

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{persistent_connect, serve, Raw, WAIT};
+use common::{persistent_connect, serve, until, Raw, WAIT};
 use midge_broker::{AllowAll, Broker, BrokerConfig};
 use midge_proto::{Packet, Protocol, QoS, ReasonCode};
 use midge_store::{
@@ -150,6 +150,61 @@ async fn puback_and_stored_deliveries_wait_for_the_commit() {
     );
     let m = stored_sub.recv_publish().await;
     assert_eq!(&m.payload[..], b"held");
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_qos2_delivery_to_a_stored_session_waits_until_it_is_durably_in_flight() {
+    let store = Arc::new(GatedStore::default());
+    let (addr, stop) = serve(with_store(store.clone())).await;
+    let mut sub = persistent(addr, "sub2").await;
+    sub.subscribe(1, "x/2", QoS::ExactlyOnce).await;
+    sub.subscribe(2, "x/1", QoS::AtLeastOnce).await;
+    let (mut publisher, _) = Raw::connect(addr, Protocol::V5, "pub", true).await;
+    store.close();
+
+    // QoS 1: once the publish is durable the delivery goes at once; its
+    // move to in flight is written behind it (a repeat after a crash is
+    // within QoS 1).
+    publisher
+        .publish("x/1", b"one", QoS::AtLeastOnce, false, 1)
+        .await;
+    until("the publish's commit is held", || store.held() == 1).await;
+    store.release();
+    assert_eq!(
+        ack_within(&mut publisher, WAIT).await,
+        Some((1, ReasonCode::Success))
+    );
+    let m = sub.recv_publish().await;
+    assert_eq!((&m.payload[..], m.qos), (&b"one"[..], QoS::AtLeastOnce));
+    sub.puback(m.pkid).await;
+
+    // QoS 2: the PUBLISH waits for its move to in flight, so that a crash
+    // cannot send it again under another packet id. Messages queued
+    // behind it wait too: order is kept.
+    publisher
+        .publish("x/2", b"two", QoS::ExactlyOnce, false, 2)
+        .await;
+    publisher
+        .publish("x/1", b"three", QoS::AtLeastOnce, false, 3)
+        .await;
+    until("both publishes' commits are held", || store.held() == 2).await;
+    store.release();
+    assert_eq!(
+        ack_within(&mut publisher, WAIT).await,
+        Some((2, ReasonCode::Success))
+    );
+    assert_eq!(
+        ack_within(&mut publisher, WAIT).await,
+        Some((3, ReasonCode::Success))
+    );
+    until("the move to in flight is held", || store.held() >= 1).await;
+    sub.expect_nothing(Duration::from_millis(300)).await;
+    store.release();
+    let m = sub.recv_publish().await;
+    assert_eq!((&m.payload[..], m.qos), (&b"two"[..], QoS::ExactlyOnce));
+    let m3 = sub.recv_publish().await;
+    assert_eq!(&m3.payload[..], b"three");
     stop.cancel();
 }
 

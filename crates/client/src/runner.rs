@@ -1,8 +1,10 @@
 //! What `midge pub` and `midge sub` share around a session: the process's
 //! standard streams (replaceable, for tests), connecting within `-W`, and
-//! the small timer helpers of their event loops.
+//! the small timer and Ctrl-C helpers of their event loops.
 
+use std::future::Future;
 use std::io::{Read, Write};
+use std::pin::Pin;
 use std::time::Instant;
 
 use crate::config::ConnectConfig;
@@ -68,4 +70,49 @@ pub async fn interrupted(enabled: bool) {
         return;
     }
     std::future::pending::<()>().await
+}
+
+/// Ctrl-C presses, each seen once, for a loop that must notice a second one
+/// (a `midge sub` already stopping, or reconnecting, still ends on Ctrl-C).
+/// Unlike [`interrupted`], [`CtrlC::pressed`] can be awaited again after it
+/// fired, and is cancel-safe: a press that arrives while the loop is busy
+/// elsewhere is kept for the next call.
+pub struct CtrlC {
+    enabled: bool,
+    listening: Option<Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>>,
+}
+
+impl std::fmt::Debug for CtrlC {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CtrlC")
+            .field("enabled", &self.enabled)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CtrlC {
+    /// Listens only when `enabled` (a real process, not a test harness).
+    pub fn new(enabled: bool) -> Self {
+        CtrlC {
+            enabled,
+            listening: None,
+        }
+    }
+
+    /// Resolves at the next Ctrl-C; never when disabled or when the signal
+    /// handler cannot be installed.
+    pub async fn pressed(&mut self) {
+        if !self.enabled {
+            return std::future::pending().await;
+        }
+        let listening = self
+            .listening
+            .get_or_insert_with(|| Box::pin(tokio::signal::ctrl_c()));
+        let result = listening.as_mut().await;
+        self.listening = None;
+        if result.is_err() {
+            self.enabled = false;
+            std::future::pending::<()>().await
+        }
+    }
 }

@@ -172,6 +172,16 @@ impl Session {
         })
     }
 
+    /// Takes over from `previous`, the session of a lost connection, what the
+    /// broker keeps too when it resumed the session (CONNACK session present):
+    /// QoS 2 messages we sent PUBREC for, whose PUBREL the broker now resends
+    /// on this connection. Dropping them would lose those messages unprinted.
+    pub fn resume(&mut self, previous: Session) {
+        if self.session_present {
+            self.awaiting_rel = previous.awaiting_rel;
+        }
+    }
+
     /// Writes a `-d` line (e.g. "Subscribed ...") when debugging.
     pub fn debug(&self, text: &str) {
         if let Some(log) = &self.conn.log {

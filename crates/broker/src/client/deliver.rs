@@ -14,7 +14,7 @@ use super::{Client, Exit};
 use crate::alias::OutAlias;
 use crate::event::DropReason;
 use crate::outgoing::{encode_plain, Encoded};
-use crate::persist::note_sent;
+use crate::persist::{note_sent, Action};
 use crate::session::{Delivery, Outgoing};
 
 /// Most queued messages taken per session lock.
@@ -64,7 +64,12 @@ impl Client {
         pending: &mut Vec<Outgoing>,
     ) -> Result<bool, Exit> {
         let mut more = false;
+        // Deliveries waiting for the store go first (see `note_sent`).
+        if self.deferred.holds_deliveries() {
+            return Ok(false);
+        }
         while out.len() < limit {
+            let mut exactly_once = false;
             let expired = {
                 let mut st = self.session.state.lock();
                 if !self.owns(&st) {
@@ -74,7 +79,7 @@ impl Client {
                     match st.outbound.next(self.quota, now) {
                         Some(o) => {
                             // A stored session's message goes in flight.
-                            note_sent(
+                            exactly_once |= note_sent(
                                 self.broker.inner.persist.as_ref(),
                                 &self.session,
                                 &o,
@@ -91,6 +96,15 @@ impl Client {
                 .inner
                 .note_drops(&self.session, DropReason::Expired, u64::from(expired));
             let got = pending.len();
+            if exactly_once {
+                // This batch waits for its store writes, and the queue for it.
+                let start = out.len();
+                self.write_pending(now, pending, out)?;
+                let held = out.split_off(start).freeze();
+                let commit = self.submit_store();
+                self.deferred.push(commit, Action::Deliver(held));
+                return Ok(false);
+            }
             self.write_pending(now, pending, out)?;
             if got < DRAIN_BATCH {
                 return Ok(false);

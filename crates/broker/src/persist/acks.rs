@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use midge_proto::{Packet, PubResp, ReasonCode, SubAck, SubscriptionOptions, UnsubAck};
 use midge_store::{Commit, CommitError};
@@ -62,6 +62,10 @@ pub(crate) enum Action {
     /// PUBCOMP once a stored inbound QoS 2 id is durably gone; PUBREL once
     /// a stored outbound message's PUBREL state is durable.
     Release(Packet),
+    /// Encoded PUBLISH packets, among them QoS 2 ones of a stored session,
+    /// once their move to in flight is durable (`note_sent`). The session
+    /// queue is not drained meanwhile, so later messages stay behind them.
+    Deliver(Bytes),
 }
 
 #[derive(Debug)]
@@ -76,22 +80,45 @@ struct Entry {
 pub(crate) struct Deferred {
     // Boxed, created on first use: only connections of stored sessions
     // ever wait for the store, and this lives in every connection task
-    // (8 bytes instead of a 32-byte `VecDeque` in each idle connection).
-    #[allow(clippy::box_collection)]
-    queue: Option<Box<VecDeque<Entry>>>,
+    // (8 bytes instead of a 40-byte `Waiting` in each idle connection).
+    waiting: Option<Box<Waiting>>,
+}
+
+#[derive(Debug, Default)]
+struct Waiting {
+    entries: VecDeque<Entry>,
+    /// How many of them are [`Action::Deliver`].
+    deliveries: usize,
+}
+
+impl Waiting {
+    fn popped(&mut self, e: &Entry) {
+        if matches!(e.action, Action::Deliver(_)) {
+            self.deliveries -= 1;
+        }
+    }
 }
 
 impl Deferred {
     pub fn len(&self) -> usize {
-        self.queue.as_ref().map_or(0, |q| q.len())
+        self.waiting.as_ref().map_or(0, |w| w.entries.len())
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// Whether deliveries wait in the queue (then no more may be drained).
+    pub fn holds_deliveries(&self) -> bool {
+        self.waiting.as_ref().is_some_and(|w| w.deliveries > 0)
+    }
+
     pub fn push(&mut self, commit: Option<Commit>, action: Action) {
-        self.queue.get_or_insert_default().push_back(Entry {
+        let w = self.waiting.get_or_insert_default();
+        if matches!(action, Action::Deliver(_)) {
+            w.deliveries += 1;
+        }
+        w.entries.push_back(Entry {
             commit,
             result: Ok(()),
             action,
@@ -101,7 +128,7 @@ impl Deferred {
     /// Ready when the head may be sent (its commit resolved, or it had
     /// none); registers for the wake-up otherwise.
     pub fn poll_head(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(head) = self.queue.as_mut().and_then(|q| q.front_mut()) else {
+        let Some(head) = self.waiting.as_mut().and_then(|w| w.entries.front_mut()) else {
             return Poll::Pending;
         };
         let Some(commit) = &mut head.commit else {
@@ -119,21 +146,25 @@ impl Deferred {
 
     /// Everything waiting, whatever its commit.
     fn drain(&mut self) -> impl Iterator<Item = Action> + '_ {
-        self.queue
+        self.waiting
             .iter_mut()
-            .flat_map(|q| q.drain(..))
+            .flat_map(|w| {
+                w.deliveries = 0;
+                w.entries.drain(..)
+            })
             .map(|e| e.action)
     }
 
     /// The head, if it may be sent, with its commit's outcome.
     fn pop_ready(&mut self) -> Option<(Result<(), CommitError>, Action)> {
-        let queue = self.queue.as_mut()?;
-        let head = queue.front_mut()?;
+        let w = self.waiting.as_mut()?;
+        let head = w.entries.front_mut()?;
         if let Some(commit) = &mut head.commit {
             head.result = commit.try_result()?;
             head.commit = None;
         }
-        let e = queue.pop_front()?;
+        let e = w.entries.pop_front()?;
+        w.popped(&e);
         Some((e.result, e.action))
     }
 }
@@ -296,6 +327,16 @@ impl Client {
                         g.is_new,
                     );
                 }
+                Ok(())
+            }
+            Action::Deliver(bytes) => {
+                if let Err(e) = result {
+                    // Sent all the same: held back, the client would wait
+                    // for them until it reconnects. A crash before the
+                    // store recovers may then deliver them twice.
+                    self.refused(&e, "QoS 2 delivery");
+                }
+                out.extend_from_slice(&bytes);
                 Ok(())
             }
             Action::Release(packet) => {

@@ -19,17 +19,22 @@ use crate::session::{Outgoing, Session, Subscribed};
 /// Notes in `ops` that `o` left the queue of `session` for the wire (QoS
 /// 1/2 of a stored session): its queue entry becomes an in-flight one.
 /// Called under the session's state lock, so it only builds ops.
+///
+/// Returns true for a QoS 2 message: its PUBLISH must not reach the client
+/// before the move is durable. After a crash a message still queued is
+/// sent with a new packet id, which a QoS 1 receiver may see twice (as QoS
+/// 1 allows) but a QoS 2 receiver would take for a second message.
 pub(crate) fn note_sent(
     persist: Option<&Persist>,
     session: &Session,
     o: &Outgoing,
     ops: &mut Batch,
-) {
+) -> bool {
     let (Some(p), Outgoing::Publish { pkid, delivery, .. }) = (persist, o) else {
-        return;
+        return false;
     };
     if *pkid == 0 || delivery.qos == QoS::AtMostOnce || !session.is_persisted() {
-        return;
+        return false;
     }
     let msg = p.message(&delivery.msg);
     let id = SessionId(session.id);
@@ -43,6 +48,7 @@ pub(crate) fn note_sent(
             state: InflightState::Publish(convert::delivery_record(delivery, msg)),
         },
     ));
+    delivery.qos == QoS::ExactlyOnce
 }
 
 impl Client {
@@ -161,7 +167,7 @@ impl Client {
         self.submit_store()
     }
 
-    fn submit_store(&mut self) -> Option<Commit> {
+    pub(crate) fn submit_store(&mut self) -> Option<Commit> {
         let ops = std::mem::take(&mut self.store_ops);
         let p = self.broker.inner.persist.as_ref()?;
         Some(p.store.submit(ops))
