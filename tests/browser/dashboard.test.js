@@ -320,7 +320,7 @@ test('without the management API the Clients tab shows $SYS counts and says why'
 
 test('a simulated sensor fleet fills the topic tree and the busiest topics', { timeout: 90000 }, async () => {
   const page = await dashboard();
-  const fleet = spawn('python3', [path.resolve(__dirname, '../../examples/sensor-fleet.py'), '--port', String(broker.urls.mqtt.port),
+  const fleet = spawn(process.env.MIDGE_PYTHON || 'python3', [path.resolve(__dirname, '../../examples/sensor-fleet.py'), '--port', String(broker.urls.mqtt.port),
     '--sensors', '12', '--interval', '0.5', '--duration', '30'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let fleetErr = '';
   fleet.stderr.on('data', (d) => { fleetErr += d; });

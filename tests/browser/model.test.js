@@ -22,6 +22,23 @@ after(async () => {
   if (broker) await broker.stop();
 });
 
+test('topicMatches: wildcards, the parent of #, $ topics, shared filters', async () => {
+  const r = await page.evaluate(async () => {
+    const { topicMatches } = await import('/ui/js/topictree.js');
+    const cases = [
+      ['#', 'a/b'], ['#', '$SYS/x'], ['a/#', 'a'], ['a/#', 'a/b/c'], ['a/#', 'ab'],
+      ['a/+', 'a/b'], ['a/+', 'a/b/c'], ['a/+', 'a'], ['+/b', '$x/b'], ['$SYS/#', '$SYS/broker/load'],
+      ['only/#', 'other/y'], ['a/b', 'a/b'], ['a/b', 'a/b/'], ['+', ''], ['$share/g/s/+', 's/1'],
+    ];
+    return cases.map(([f, t]) => topicMatches(f, t));
+  });
+  assert.deepEqual(r, [
+    true, false, true, true, false,
+    true, false, false, false, true,
+    false, true, false, true, true,
+  ]);
+});
+
 test('numericFields: numbers, JSON numeric fields, nothing else', async () => {
   const r = await page.evaluate(async () => {
     const { numericFields } = await import('/ui/js/topictree.js');

@@ -27,7 +27,7 @@ async function main() {
   const children = [];
   let browser;
   try {
-    children.push(spawn('python3', [path.resolve(__dirname, '../../examples/sensor-fleet.py'), '--port', port,
+    children.push(spawn(process.env.MIDGE_PYTHON || 'python3', [path.resolve(__dirname, '../../examples/sensor-fleet.py'), '--port', port,
       '--sensors', '36', '--interval', '1', '--ramp', String(Math.round(WARMUP / 1500)), '--duration', String(WARMUP / 1000 + 60)], { stdio: 'ignore' }));
     for (const filter of ['fleet/#', 'fleet/+/+/co2']) {
       children.push(spawn('mosquitto_sub', ['-h', '127.0.0.1', '-p', port, '-t', filter], { stdio: 'ignore' }));

@@ -7,6 +7,7 @@
 //   'sysaccess' detail {allowed: boolean}
 import { randomId } from './dom.js';
 import { defaultWsUrl } from './session.js';
+import { topicMatches } from './topictree.js';
 
 const SYS_FILTER = '$SYS/broker/#';
 const SYS_PREFIX = '$SYS/broker/';
@@ -77,9 +78,10 @@ export class Monitor extends EventTarget {
         this.dispatchEvent(new CustomEvent('sys', { detail: { name: topic.slice(SYS_PREFIX.length), value: payload.toString() } }));
         if (!this.treeFilter.startsWith('$')) return;
       }
-      // Pausing unsubscribes without waiting for the broker's answer: what
-      // was already on its way for the tree is dropped here.
-      if (this.paused) return;
+      // Pausing and a new filter unsubscribe without waiting for the
+      // broker's answer: what was already on its way for the tree, or for
+      // its old filter, is dropped here.
+      if (this.paused || !topicMatches(this.treeFilter, topic)) return;
       this.dispatchEvent(new CustomEvent('message', { detail }));
     });
   }

@@ -13,6 +13,25 @@ const MAX_PAYLOAD_TEXT = 16_384;
  * object gives its numeric fields, nested ones as "a.b" (booleans too, as
  * 0/1). Anything else: null.
  */
+/**
+ * Whether MQTT topic filter `filter` matches topic name `topic`: `+` one
+ * level, `#` the rest (the parent level included), and a wildcard first
+ * level never matches a `$` topic. A shared filter matches as its topic
+ * filter.
+ */
+export function topicMatches(filter, topic) {
+  const shared = /^\$share\/[^/]+\/(.*)$/.exec(filter);
+  const f = (shared ? shared[1] : filter).split('/');
+  const t = topic.split('/');
+  if (topic.startsWith('$') && (f[0] === '+' || f[0] === '#')) return false;
+  for (let i = 0; i < f.length; i += 1) {
+    if (f[i] === '#') return true;
+    if (i >= t.length) return false;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
+
 export function numericFields(text) {
   if (text === null) return null;
   const t = text.trim();
