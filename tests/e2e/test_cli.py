@@ -332,3 +332,65 @@ def test_websocket_tls_and_wss_against_midge(broker_factory, procs, tmp_path):
     # TLS without our CA (the OS roots do not know it): refused, exit 1 with the reason
     r = run("pub", "-L", f"mqtts://localhost:{mqtts}/t", "-m", "x")
     assert r.returncode == 1 and b"TLS" in r.stderr, r.stderr
+
+
+# ------------------------------------------------------- reconnecting sub
+# mosquitto_sub reconnects (libmosquitto's loop_forever: every 1 s) when the
+# connection is lost after the first CONNACK, and subscribes again in its
+# on_connect; `midge sub` does the same.
+
+def _restartable(broker_factory):
+    """A broker and the port that stays the same across its restarts: midge
+    gets a second, fixed --mqtt listener (its first is on port 0); mosquitto
+    keeps its port anyway."""
+    port = free_port()
+    b = broker_factory(extra_args=["--mqtt", f"127.0.0.1:{port}"])
+    return b, (port if b.is_midge else b.port)
+
+
+def test_sub_reconnects_and_resubscribes_after_a_broker_restart(broker_factory, procs):
+    b, port = _restartable(broker_factory)
+    where = ["-h", "127.0.0.1", "-p", str(port)]
+    s = procs("sub", *where, "-t", "cli/re", "-q", "1", "-C", "2", "-d")
+    s.wait_subscribed()
+    pub_ok(*where, "-t", "cli/re", "-q", "1", "-m", "one")
+    s.wait_stderr("received PUBLISH")
+    b.restart()
+    # The next "Subscribed" line is the new connection's SUBACK: the restarted
+    # broker (clean session, nothing kept) delivers through that SUBSCRIBE.
+    s.wait_stderr("Subscribed (mid:")
+    pub_ok(*where, "-t", "cli/re", "-q", "1", "-m", "two")
+    rc, out = s.finish()
+    assert (rc, out) == (0, b"one\ntwo\n"), s.stderr()
+    assert "connection lost (" in s.stderr() and "reconnecting in 1 s" in s.stderr()
+
+
+def test_sub_first_connect_refused_exits_at_once():
+    started = time.monotonic()
+    r = run("sub", "-h", "127.0.0.1", "-p", str(free_port()), "-t", "a", "-d")
+    assert r.returncode == 1 and r.stderr.startswith(b"Error: Connection refused"), r.stderr
+    assert time.monotonic() - started < 5.0  # no retry loop (a retry waits 1 s each)
+    assert b"reconnect" not in r.stderr
+
+
+def test_sub_ctrl_c_while_reconnecting_exits_0(broker, procs):
+    s = procs("sub", *addr(broker), "-t", "cli/gone", "-d")
+    s.wait_subscribed()
+    broker.stop()
+    s.wait_stderr("reconnecting in 1 s")
+    s.proc.send_signal(signal.SIGINT)
+    rc, _ = s.finish(timeout=5)
+    assert rc == 0, s.stderr()
+
+
+@pytest.mark.midge_only
+def test_sub_v5_ends_on_the_brokers_disconnect(broker, procs):
+    """A 5.0 DISCONNECT ends the run (mosquitto_sub does not reconnect after
+    one either); midge exits with its reason code, here Server shutting down."""
+    s = procs("sub", *addr(broker), "-V", "5", "-t", "cli/v5", "-d")
+    s.wait_subscribed()
+    broker.stop()
+    rc, _ = s.finish(timeout=10)
+    assert rc == 0x8B, s.stderr()
+    assert "Disconnected by the broker: Server shutting down" in s.stderr()
+    assert "reconnecting" not in s.stderr()

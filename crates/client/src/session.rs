@@ -65,8 +65,10 @@ pub struct Session {
     ping_sent: Option<Instant>,
     next_pkid: u16,
     pkids_in_use: HashSet<u16>,
-    /// Incoming QoS 2 messages waiting for their PUBREL.
-    awaiting_rel: HashMap<u16, Publish>,
+    /// Incoming QoS 2 messages waiting for their PUBREL, with their topic
+    /// resolved on arrival: a topic alias means nothing on a later connection
+    /// (see [`Session::resume`]), and the broker may remap it meanwhile.
+    awaiting_rel: HashMap<u16, (Publish, String)>,
     /// Topic aliases the broker set up (only if we allowed any in CONNECT).
     inbound_aliases: HashMap<u16, ByteString>,
     disconnect_props: Properties,
@@ -325,16 +327,21 @@ impl Session {
     fn handle(&mut self, packet: Packet) -> Result<Event, ClientError> {
         Ok(match packet {
             Packet::Publish(p) => match p.qos {
-                QoS::AtMostOnce => self.message(p)?,
+                QoS::AtMostOnce => {
+                    let topic = self.topic(&p)?;
+                    message(p, topic)
+                }
                 QoS::AtLeastOnce => {
                     self.conn.queue(&Packet::PubAck(PubResp::new(p.pkid)))?;
-                    self.message(p)?
+                    let topic = self.topic(&p)?;
+                    message(p, topic)
                 }
                 QoS::ExactlyOnce => {
                     let pkid = p.pkid;
                     // A duplicate (redelivery before our PUBREC arrived) is
                     // acknowledged again but delivered only once.
-                    self.awaiting_rel.entry(pkid).or_insert(p);
+                    let topic = self.topic(&p)?;
+                    self.awaiting_rel.entry(pkid).or_insert((p, topic));
                     self.conn.queue(&Packet::PubRec(PubResp::new(pkid)))?;
                     Event::Nothing
                 }
@@ -342,7 +349,7 @@ impl Session {
             Packet::PubRel(r) => {
                 self.conn.queue(&Packet::PubComp(PubResp::new(r.pkid)))?;
                 match self.awaiting_rel.remove(&r.pkid) {
-                    Some(p) => self.message(p)?,
+                    Some((p, topic)) => message(p, topic),
                     None => Event::Nothing,
                 }
             }
@@ -392,9 +399,10 @@ impl Session {
         })
     }
 
-    /// Resolves a topic alias (if any) and stamps the arrival time.
-    fn message(&mut self, p: Publish) -> Result<Event, ClientError> {
-        let topic = match (p.properties.topic_alias, p.topic.is_empty()) {
+    /// The topic of an incoming PUBLISH: its own, or the one its topic alias
+    /// stands for (an alias sent with a topic sets that alias up).
+    fn topic(&mut self, p: &Publish) -> Result<String, ClientError> {
+        Ok(match (p.properties.topic_alias, p.topic.is_empty()) {
             (Some(alias), false) => {
                 self.inbound_aliases.insert(alias, p.topic.clone());
                 p.topic.to_string()
@@ -408,12 +416,7 @@ impl Session {
                 }
             },
             (None, _) => p.topic.to_string(),
-        };
-        Ok(Event::Message(Box::new(Received {
-            publish: p,
-            topic,
-            time: Timestamp::now(),
-        })))
+        })
     }
 
     /// Sends DISCONNECT (normal) and closes the stream. Errors are ignored:
@@ -428,6 +431,15 @@ impl Session {
         }
         self.conn.shutdown().await;
     }
+}
+
+/// A message to deliver, stamped with the time it is delivered.
+fn message(publish: Publish, topic: String) -> Event {
+    Event::Message(Box::new(Received {
+        publish,
+        topic,
+        time: Timestamp::now(),
+    }))
 }
 
 fn packet_name(p: &Packet) -> &'static str {

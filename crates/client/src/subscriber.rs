@@ -1,32 +1,52 @@
 //! `midge sub`: connect, subscribe, print each message in the chosen format
 //! until `-C`, `-W`, `--retained-only`, `-E`, Ctrl-C or a closed stdout.
+//!
+//! A connection lost after the first CONNACK is not the end, as with
+//! mosquitto_sub (libmosquitto's `loop_forever`): wait a second, connect
+//! again with the same options, and subscribe again. Counting (`-C`) and the
+//! `-W` deadline span the whole run.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::Write;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use bytestring::ByteString;
 use midge_proto::{Properties, QoS};
 
 use crate::args::sub_args::SubConfig;
-use crate::conn::{write_line, SharedWriter};
+use crate::conn::{write_line, DebugLog, SharedWriter};
 use crate::error::ClientError;
 use crate::format::Received;
 use crate::reason::reason_string;
-use crate::runner::{self, interrupted, sleep_until};
+use crate::runner::{self, sleep_until, CtrlC};
 use crate::session::{Event, Session};
 
-/// Progress of one run, besides the session.
+/// Pause before each reconnection attempt. libmosquitto's default, which
+/// mosquitto_sub keeps: 1 s, every time, without backing off.
+const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+
+/// Progress of one run, kept across reconnections.
 struct State {
     printed: u64,
     /// Set once the run should end (after outstanding clears are acknowledged).
     stopping: bool,
-    /// Our `--remove-retained` clears still waiting for PUBACK.
-    clears_in_flight: HashSet<u16>,
+    /// Our `--remove-retained` clears still waiting for PUBACK, by packet id,
+    /// with their topic so that a new connection can send them again.
+    clears_in_flight: HashMap<u16, String>,
     subscribe_pkid: Option<u16>,
     unsubscribe_pkid: Option<u16>,
     out: Vec<u8>,
+}
+
+/// How one connection ended, when the run may go on.
+enum End {
+    /// Everything asked for is done.
+    Finished,
+    /// `-W` expired.
+    TimedOut,
+    /// The connection broke (EOF, reset, keep alive): reconnect.
+    Lost(String),
 }
 
 /// Runs `midge sub`, printing to `stdout`.
@@ -36,49 +56,219 @@ pub async fn run(
     stderr: SharedWriter,
     handle_ctrl_c: bool,
 ) -> Result<(), ClientError> {
+    // Only this first attempt fails the run at once, as mosquitto_sub's.
     let mut session = runner::connect(&cfg.connect, &stderr).await?;
     let deadline = cfg.connect.timeout.map(|w| Instant::now() + w);
-    let props = &cfg.connect.props;
+    let mut ctrl_c = CtrlC::new(handle_ctrl_c);
     let mut state = State {
         printed: 0,
         stopping: false,
-        clears_in_flight: HashSet::new(),
+        clears_in_flight: HashMap::new(),
         subscribe_pkid: None,
         unsubscribe_pkid: None,
         out: Vec::with_capacity(4096),
     };
-    if !cfg.topics.is_empty() {
-        state.subscribe_pkid =
-            Some(session.queue_subscribe(&cfg.topics, cfg.qos, props.subscribe.clone())?);
-    }
-    if !cfg.unsubscribe.is_empty() {
-        state.unsubscribe_pkid =
-            Some(session.queue_unsubscribe(&cfg.unsubscribe, props.unsubscribe.clone())?);
-    }
-    session.flush().await?;
-    let mut interrupt = std::pin::pin!(interrupted(handle_ctrl_c));
-
     loop {
-        if state.stopping && state.clears_in_flight.is_empty() {
-            break;
-        }
-        let keep_alive = session.keep_alive_deadline();
-        tokio::select! {
-            event = session.next_event() => {
-                handle(event?, &cfg, &mut session, &mut state, stdout, &stderr)?;
+        let end = match start(&cfg, &mut session, &mut state).await {
+            Ok(()) => {
+                serve(
+                    &cfg,
+                    &mut session,
+                    &mut state,
+                    deadline,
+                    &mut ctrl_c,
+                    stdout,
+                    &stderr,
+                )
+                .await?
             }
-            _ = sleep_until(keep_alive) => session.on_keep_alive()?,
-            _ = sleep_until(deadline) => {
+            Err(ClientError::ConnectionLost(why)) => End::Lost(why),
+            Err(e) => return Err(e),
+        };
+        let why = match end {
+            End::Finished => {
+                session.disconnect().await;
+                return Ok(());
+            }
+            End::TimedOut => {
                 // Leave cleanly (no will) before reporting the timeout.
                 session.disconnect().await;
                 return Err(ClientError::Timeout);
             }
-            _ = &mut interrupt, if !state.stopping => state.stopping = true,
-        }
-        session.flush().await?;
+            // Nothing left to send: what was asked for is done.
+            End::Lost(_) if state.stopping && state.clears_in_flight.is_empty() => return Ok(()),
+            End::Lost(why) => why,
+        };
+        debug(
+            &cfg,
+            &stderr,
+            &session.client_id,
+            &format!(
+                "connection lost ({why}), reconnecting in {} s",
+                RECONNECT_DELAY.as_secs()
+            ),
+        );
+        let Some(mut next) = reconnect(&cfg, &stderr, deadline, &mut ctrl_c).await? else {
+            // Ctrl-C while disconnected: nothing to close.
+            return Ok(());
+        };
+        next.resume(session);
+        session = next;
     }
-    session.disconnect().await;
-    Ok(())
+}
+
+/// What each connection begins with, as mosquitto_sub's on_connect: the
+/// clears not yet acknowledged, then SUBSCRIBE to every `-t` and UNSUBSCRIBE
+/// from every `-U` (again after a reconnection: the broker may have lost
+/// them). A run that is only finishing its clears subscribes no more.
+async fn start(
+    cfg: &SubConfig,
+    session: &mut Session,
+    state: &mut State,
+) -> Result<(), ClientError> {
+    let props = &cfg.connect.props;
+    // Sent before SUBSCRIBE, so that a cleared message is not delivered
+    // again as retained.
+    let clears: Vec<String> = state.clears_in_flight.drain().map(|(_, t)| t).collect();
+    for topic in clears {
+        let pkid = queue_clear(session, &topic)?;
+        state.clears_in_flight.insert(pkid, topic);
+    }
+    state.subscribe_pkid = None;
+    state.unsubscribe_pkid = None;
+    if !state.stopping {
+        if !cfg.topics.is_empty() {
+            state.subscribe_pkid =
+                Some(session.queue_subscribe(&cfg.topics, cfg.qos, props.subscribe.clone())?);
+        }
+        if !cfg.unsubscribe.is_empty() {
+            state.unsubscribe_pkid =
+                Some(session.queue_unsubscribe(&cfg.unsubscribe, props.unsubscribe.clone())?);
+        }
+    }
+    session.flush().await
+}
+
+/// Handles one connection until the run is done, `-W` expires, or the
+/// connection is lost.
+async fn serve(
+    cfg: &SubConfig,
+    session: &mut Session,
+    state: &mut State,
+    deadline: Option<Instant>,
+    ctrl_c: &mut CtrlC,
+    stdout: &mut (dyn Write + Send),
+    stderr: &SharedWriter,
+) -> Result<End, ClientError> {
+    loop {
+        if state.stopping && state.clears_in_flight.is_empty() {
+            return Ok(End::Finished);
+        }
+        let keep_alive = session.keep_alive_deadline();
+        let step = tokio::select! {
+            event = session.next_event() => {
+                event.and_then(|e| handle(e, cfg, session, state, stdout, stderr))
+            }
+            _ = sleep_until(keep_alive) => session.on_keep_alive(),
+            _ = sleep_until(deadline) => return Ok(End::TimedOut),
+            _ = ctrl_c.pressed() => {
+                // A second Ctrl-C does not wait for the clears.
+                if state.stopping {
+                    return Ok(End::Finished);
+                }
+                state.stopping = true;
+                Ok(())
+            }
+        };
+        match step {
+            Ok(()) => {}
+            Err(ClientError::ConnectionLost(why)) => return Ok(End::Lost(why)),
+            Err(e) => return Err(e),
+        }
+        if let Err(e) = session.flush().await {
+            return match e {
+                ClientError::ConnectionLost(why) => Ok(End::Lost(why)),
+                e => Err(e),
+            };
+        }
+    }
+}
+
+/// Connects again with the same options, after [`RECONNECT_DELAY`] and again
+/// after each failure, for as long as it takes: only `-W` (exit 27), Ctrl-C
+/// (`None`, exit 0) or a broker refusing the CONNECT end it, as they end
+/// mosquitto_sub's retries.
+async fn reconnect(
+    cfg: &SubConfig,
+    stderr: &SharedWriter,
+    deadline: Option<Instant>,
+    ctrl_c: &mut CtrlC,
+) -> Result<Option<Session>, ClientError> {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(RECONNECT_DELAY) => {}
+            _ = sleep_until(deadline) => return Err(ClientError::Timeout),
+            _ = ctrl_c.pressed() => return Ok(None),
+        }
+        let attempt = Session::connect(&cfg.connect, stderr, cfg.connect.connect_timeout);
+        let failed = tokio::select! {
+            result = attempt => match result {
+                Ok(session) => return Ok(Some(session)),
+                Err(e) if gives_up(&e) => return Err(e),
+                Err(e) => e,
+            },
+            _ = sleep_until(deadline) => return Err(ClientError::Timeout),
+            _ = ctrl_c.pressed() => return Ok(None),
+        };
+        let why = failed.to_string();
+        debug(
+            cfg,
+            stderr,
+            &cfg.connect.client_id,
+            &format!(
+                "reconnect failed ({}), retrying in {} s",
+                why.strip_prefix("Error: ").unwrap_or(&why),
+                RECONNECT_DELAY.as_secs()
+            ),
+        );
+    }
+}
+
+/// Failures of a reconnection that end the run instead of another attempt.
+/// A refused CONNECT exits with its code, as mosquitto_sub's on_connect
+/// does; a broker breaking the protocol will not get better by retrying.
+/// Everything else (refused or reset connections, DNS, TLS, a missing
+/// CONNACK) is retried, as libmosquitto retries whatever its reconnect
+/// returns.
+fn gives_up(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::RefusedV3(_)
+            | ClientError::RefusedV5(_)
+            | ClientError::Protocol(_)
+            | ClientError::Usage(_)
+    )
+}
+
+/// A `-d` line about the connection, in libmosquitto's "Client ID ..." style
+/// (libmosquitto itself logs nothing when it reconnects; mosquitto_sub is
+/// silent about it without `-d`, and so is midge).
+fn debug(cfg: &SubConfig, stderr: &SharedWriter, client_id: &str, what: &str) {
+    if cfg.connect.debug {
+        let log = DebugLog::new(stderr.clone(), client_id);
+        log.line(&format!("Client {} {what}", log.client_id));
+    }
+}
+
+/// Queues `--remove-retained`'s empty retained message for `topic`.
+fn queue_clear(session: &mut Session, topic: &str) -> Result<u16, ClientError> {
+    session.queue_publish(
+        ByteString::from(topic.to_owned()),
+        Bytes::new(),
+        QoS::AtLeastOnce,
+        true,
+        Properties::default(),
+    )
 }
 
 fn handle(
@@ -124,7 +314,7 @@ fn handle(
             }
         }
         Event::Acked { pkid, reason }
-            if state.clears_in_flight.remove(&pkid) && reason.is_error() =>
+            if state.clears_in_flight.remove(&pkid).is_some() && reason.is_error() =>
         {
             write_line(
                 stderr,
@@ -165,14 +355,8 @@ fn message(
         return Ok(());
     }
     if cfg.remove_retained && retained {
-        let pkid = session.queue_publish(
-            ByteString::from(msg.topic.clone()),
-            Bytes::new(),
-            QoS::AtLeastOnce,
-            true,
-            Properties::default(),
-        )?;
-        state.clears_in_flight.insert(pkid);
+        let pkid = queue_clear(session, &msg.topic)?;
+        state.clears_in_flight.insert(pkid, msg.topic.clone());
     }
     state.out.clear();
     cfg.format.render(&msg, cfg.eol, &mut state.out);
