@@ -130,7 +130,10 @@ class Broker:
         binary = midge_bin()
         if not os.path.isfile(binary) or not os.access(binary, os.X_OK):
             raise BrokerError(f"midge binary not found at {binary} (build it or set MIDGE_BIN)")
-        args = [binary, "serve", "--mqtt", "127.0.0.1:0", "--data-dir", str(self.data_dir)]
+        # A restart listens where the first start did, as mosquitto's does:
+        # clients that reconnect find the broker again.
+        mqtt = f"127.0.0.1:{self.port}" if self.starts > 1 and self.port else "127.0.0.1:0"
+        args = [binary, "serve", "--mqtt", mqtt, "--data-dir", str(self.data_dir)]
         for name, value in self.options.items():
             args += [OPTIONS[name][0], str(value)]
         args += self.extra_args

@@ -96,11 +96,18 @@ def test_v5_session_expires_after_interval(broker, clients):
     assert c2.session_present is False
 
 
-def test_v5_disconnect_can_shorten_session_expiry(broker, clients):
+def test_v5_disconnect_can_shorten_session_expiry(broker, clients, raw_clients):
     # [MQTT-3.14.2-2] session expiry may be changed on DISCONNECT (not from 0)
-    c = _persistent(clients, broker, "exp-dc", V5, expiry=300)
-    c.subscribe("expdc/t", qos=1)
-    c.disconnect(properties=props("DISCONNECT", SessionExpiryInterval=0))
+    c = raw_clients(broker)
+    c.connect(version=5, client_id="exp-dc", clean=False,
+              props=r.properties((r.P_SESSION_EXPIRY, 300)))
+    c.send(r.subscribe(1, [("expdc/t", 1)], version=5))
+    c.expect(r.SUBACK)
+    c.send(r.disconnect(version=5, reason=0, props=r.properties((r.P_SESSION_EXPIRY, 0))))
+    # The broker closes once it has handled the DISCONNECT. (paho closes
+    # first; its next CONNECT, on another TCP connection, could then be
+    # handled first and take the session over.)
+    c.wait_closed()
     c2 = _persistent(clients, broker, "exp-dc", V5, expiry=60)
     assert c2.session_present is False
 
