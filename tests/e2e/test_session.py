@@ -112,6 +112,65 @@ def test_v5_disconnect_can_shorten_session_expiry(broker, clients, raw_clients):
     assert c2.session_present is False
 
 
+def test_a_disconnect_sent_before_reconnecting_is_handled_first(broker, raw_clients):
+    # A client that sends DISCONNECT (5.0: ending its session) and connects
+    # again at once, without waiting for the broker to close: the new
+    # CONNECT, on another TCP connection, may be read first. Taking the
+    # session over, the broker lets the old connection handle what it had
+    # received (the DISCONNECT) before attaching, so the session is gone
+    # every time, as the client asked. Back-to-back writes make the race
+    # likely: before the takeover waited, most rounds found the session.
+    present = []
+    for i in range(60):
+        cid = f"quick-{i}"
+        a = raw_clients(broker)
+        a.connect(version=5, client_id=cid, clean=False,
+                  props=r.properties((r.P_SESSION_EXPIRY, 300)))
+        a.send(r.subscribe(1, [("quick/t", 1)], version=5))
+        a.expect(r.SUBACK)
+        a.send(r.disconnect(version=5, reason=0, props=r.properties((r.P_SESSION_EXPIRY, 0))))
+        b = raw_clients(broker)
+        sp, rc, _ = b.connect(version=5, client_id=cid, clean=False,
+                              props=r.properties((r.P_SESSION_EXPIRY, 300)))
+        assert rc == 0
+        present.append(sp)
+        b.send(r.disconnect(version=5, reason=0, props=r.properties((r.P_SESSION_EXPIRY, 0))))
+        b.wait_closed()
+    assert not any(present), f"session present in {sum(present)} of 60 rounds"
+
+
+def test_acknowledgements_sent_before_reconnecting_count(broker, raw_clients):
+    # A subscriber acknowledges a QoS 1 message and connects again at once
+    # (keeping its session): the PUBACK it sent on the old connection is
+    # handled before the takeover, so the message is not sent again. The
+    # next message (published after the new CONNACK) is the first the new
+    # connection gets; before, it often got the old one again with DUP.
+    pub = raw_clients(broker)
+    pub.connect(version=4, client_id="ack-pub")
+    again = []
+    for i in range(40):
+        cid = f"ack-sub-{i}"
+        a = raw_clients(broker)
+        a.connect(version=4, client_id=cid, clean=False)
+        a.send(r.subscribe(1, [(f"ack/{i}", 1)]))
+        a.expect(r.SUBACK)
+        pub.send(r.publish(f"ack/{i}", b"first", qos=1, pid=1))
+        pub.expect(r.PUBACK)
+        f = a.expect(r.PUBLISH).publish_fields()
+        a.send(r.ack(r.PUBACK, f["pid"]))
+        b = raw_clients(broker)
+        sp, rc, _ = b.connect(version=4, client_id=cid, clean=False)
+        assert rc == 0 and sp
+        pub.send(r.publish(f"ack/{i}", b"second", qos=1, pid=1))
+        pub.expect(r.PUBACK)
+        g = b.expect(r.PUBLISH).publish_fields()
+        b.send(r.ack(r.PUBACK, g["pid"]))
+        again.append(g["payload"] == b"first")
+        b.send(r.disconnect())
+        b.wait_closed()
+    assert not any(again), f"an acknowledged message came again in {sum(again)} of 40 rounds"
+
+
 @pytest.mark.parametrize("protocol", [V311, V5], ids=["v311", "v5"])
 def test_session_and_queue_survive_restart(broker_factory, clients, protocol):
     b = broker_factory(persistence=True)

@@ -20,6 +20,10 @@ use crate::message::Message;
 use crate::registry::Attach;
 use crate::session::{Owner, Peer, WillState};
 
+/// How long a CONNECT that takes a session over waits for the connection
+/// holding it to let go (see `release_attached`); it is forced after that.
+const TAKEOVER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// A refused CONNECT: the CONNACK to send before closing.
 pub(crate) fn refusal(reason: ReasonCode) -> Box<ConnAck> {
     Box::new(ConnAck {
@@ -192,6 +196,12 @@ pub(crate) async fn connect(
     }
     // A 5.0 client without an id asked for nothing to resume.
     let clean_start = c.clean_start || assigned.is_some();
+    if assigned.is_none() {
+        broker
+            .inner
+            .release_attached(&client_id, TAKEOVER_WAIT)
+            .await;
+    }
     let opened = broker.inner.open_session(Attach {
         client_id: client_id.clone(),
         protocol: c.protocol,

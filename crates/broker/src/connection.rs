@@ -126,9 +126,11 @@ where
         if let Some(d) = client.disconnect_packet(&exit) {
             let _ = client.send(&d, &mut wbuf);
         }
+        // The session is let go before the last write, which a client that
+        // stopped reading can hold up: a takeover waits for this.
+        closed(client, exit);
         let _ =
             tokio::time::timeout(CLOSE_WRITE_TIMEOUT, write_and_close(&mut stream, &wbuf)).await;
-        closed(client, exit);
         drop(registration);
         drop(guard);
     }
@@ -147,6 +149,8 @@ fn closed(mut client: Client, exit: Exit) {
         abnormal: exit.notify || exit.reason == ReasonCode::UnspecifiedError,
     });
     tracing::debug!(client_id = &*client.client_id, reason = ?exit.reason, "connection closed");
+    // A takeover may be waiting for this session (`release_attached`).
+    inner.conn_done.notify_waiters();
 }
 
 /// Reads the CONNECT (within the connect timeout) and accepts or refuses
@@ -345,12 +349,40 @@ fn serve<'a, S: AsyncRead + AsyncWrite + Unpin>(
         let mut more = true;
         let mut needs_flush = false;
         let mut reads = Reads::default();
+        // The one read after a takeover kick is done.
+        let mut last_read = false;
         loop {
             // Kicks ring the same waker as queued messages; looked at on every
             // turn (one atomic load), so a client that keeps the socket busy
             // cannot delay a takeover or a shutdown.
             if let Some(reason) = kick.reason() {
-                return Exit::error(reason);
+                if reason != ReasonCode::SessionTakenOver || last_read {
+                    return Exit::error(reason);
+                }
+                // Taken over: what the client sent before it connected
+                // again (a DISCONNECT, acknowledgements) is handled first,
+                // as far as it has arrived.
+                last_read = true;
+                let readable = held.is_none() && client.may_read();
+                let ready = poll_fn(|cx| {
+                    Poll::Ready(if readable {
+                        buffers::poll_read(stream, cx, rbuf, missing)
+                    } else {
+                        Poll::Pending
+                    })
+                })
+                .await;
+                let Poll::Ready(Ok(n)) = ready else {
+                    return Exit::error(reason);
+                };
+                if n == 0 {
+                    return Exit::lost();
+                }
+                client.tally.bytes_received += n as u64;
+                if let Err(exit) = handle_buffered(client, rbuf, wbuf, &mut missing, &mut held) {
+                    return exit;
+                }
+                continue;
             }
             if more && wbuf.len() < DRAIN_LIMIT {
                 buffers::reserve_for_batch(wbuf);

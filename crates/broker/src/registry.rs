@@ -38,6 +38,47 @@ impl Inner {
     /// (unless clean start), takes it over from a connection still attached
     /// (which is told to go with 0x8E), and settles wills the takeover or
     /// reconnect affects.
+    /// The connection attached to `client_id`'s session, if one is.
+    fn attached_conn(&self, client_id: &str) -> Option<u64> {
+        let reg = self.sessions.lock();
+        let session = reg.get(client_id)?;
+        let st = session.state.lock();
+        st.owner.as_ref().map(|o| o.conn_id)
+    }
+
+    /// Takeover, first step: the connection attached to `client_id`'s
+    /// session is told to go (Session taken over), handles what it has
+    /// already received (a DISCONNECT that ends the session or changes its
+    /// expiry, acknowledgements) and lets go of the session as any ending
+    /// connection does. Waits for that, at most `limit`; `open_session`
+    /// then attaches as after a reconnect, or takes the session by force
+    /// if the old connection has not let go in time.
+    pub async fn release_attached(&self, client_id: &str, limit: Duration) {
+        let Some(old) = self.attached_conn(client_id) else {
+            return;
+        };
+        let kick = self.conns.lock().get(&old).cloned();
+        let Some(kick) = kick else {
+            return;
+        };
+        let _ = kick.try_send(ReasonCode::SessionTakenOver);
+        let until = tokio::time::Instant::now() + limit;
+        loop {
+            // Registered before looking, so that a release between the
+            // look and the wait is not missed.
+            let released = self.conn_done.notified();
+            tokio::pin!(released);
+            released.as_mut().enable();
+            if self.attached_conn(client_id) != Some(old) {
+                return;
+            }
+            if tokio::time::timeout_at(until, released).await.is_err() {
+                tracing::debug!(client_id, "taken over before the old connection let go");
+                return;
+            }
+        }
+    }
+
     pub fn open_session(&self, a: Attach) -> Opened {
         let mut kicked = None;
         let mut old_will = None;
