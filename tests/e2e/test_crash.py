@@ -19,6 +19,7 @@ across SIGKILLs) and counts on midge's durability promises, which mosquitto
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import queue
 import random
@@ -265,6 +266,34 @@ class Publisher(threading.Thread):
             raise Violation(f"unexpected {p!r} (outstanding {entry})")
 
 
+def subscribe_and_leave(port: int, client_id: str) -> None:
+    """A 3.1.1 persistent session subscribed to everything at QoS 2
+    (durably: before the SUBACK), then offline."""
+    sub = r.RawClient("127.0.0.1", port)
+    sub.connect(version=4, client_id=client_id, clean=False)
+    sub.send(r.subscribe(1, [(f"{TOPIC}/#", 2)]))
+    assert sub.expect(r.SUBACK).suback_codes() == [2]
+    sub.send(r.disconnect())
+    sub.wait_closed()
+
+
+@contextlib.contextmanager
+def crash_run(midge: Midge, stop: threading.Event, threads: list[threading.Thread]):
+    """Ends a crash test however it goes: the threads stopped, midge's log
+    printed on failure, midge killed (ours, by pid)."""
+    try:
+        yield
+    except BaseException:
+        stop.set()
+        print(midge.log_tail())
+        raise
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=5)
+        midge.kill()
+
+
 def drain(port: int) -> list[tuple[int, int, bool]]:
     """Connect the persistent subscriber and take everything it has, up to a
     barrier message published after it connected: (qos, seq, dup) in
@@ -308,17 +337,10 @@ def test_acknowledged_messages_survive_repeated_sigkill(tmp_path):
     rng = random.Random(int(os.environ.get("CRASH_SEED", time.time_ns() % 1_000_000)))
     stop = threading.Event()
     pubs: list[Publisher] = []
-    try:
+    with crash_run(midge, stop, pubs):
         midge.start()
-        # The subscriber: subscribed (durably, before SUBACK), then offline.
-        sub = r.RawClient("127.0.0.1", midge.port)
-        sub.connect(version=4, client_id=SUB_ID, clean=False)
-        sub.send(r.subscribe(1, [(f"{TOPIC}/#", 2)]))
-        assert sub.expect(r.SUBACK).suback_codes() == [2]
-        sub.send(r.disconnect())
-        sub.wait_closed()
-
-        pubs = [Publisher(midge, 1, stop), Publisher(midge, 2, stop)]
+        subscribe_and_leave(midge.port, SUB_ID)
+        pubs += [Publisher(midge, 1, stop), Publisher(midge, 2, stop)]
         for p in pubs:
             p.start()
         kills = 0
@@ -361,15 +383,6 @@ def test_acknowledged_messages_survive_repeated_sigkill(tmp_path):
         assert not missing2, f"acknowledged QoS 2 lost: {missing2[:20]}... {summary}"
         assert not twice2, f"QoS 2 delivered twice: {twice2[:20]}... {summary}"
         assert midge.stop() == 0
-    except BaseException:
-        stop.set()
-        print(midge.log_tail())
-        raise
-    finally:
-        stop.set()
-        for p in pubs:
-            p.join(timeout=5)
-        midge.kill()
 
 
 ONLINE_ID = "crash-online-sub"
@@ -454,18 +467,12 @@ def test_an_online_qos2_subscriber_gets_each_message_once_across_sigkill(tmp_pat
     rng = random.Random(int(os.environ.get("CRASH_SEED", time.time_ns() % 1_000_000)))
     stop = threading.Event()
     threads: list[threading.Thread] = []
-    try:
+    with crash_run(midge, stop, threads):
         midge.start()
-        sub = r.RawClient("127.0.0.1", midge.port)
-        sub.connect(version=4, client_id=ONLINE_ID, clean=False)
-        sub.send(r.subscribe(1, [(f"{TOPIC}/#", 2)]))
-        assert sub.expect(r.SUBACK).suback_codes() == [2]
-        sub.send(r.disconnect())
-        sub.wait_closed()
-
+        subscribe_and_leave(midge.port, ONLINE_ID)
         receiver = Receiver(midge, stop)
         pub = Publisher(midge, 2, stop)
-        threads = [receiver, pub]
+        threads += [receiver, pub]
         for t in threads:
             t.start()
         for _ in range(ONLINE_KILLS):
@@ -500,12 +507,3 @@ def test_an_online_qos2_subscriber_gets_each_message_once_across_sigkill(tmp_pat
         assert not missing, f"acknowledged QoS 2 lost: {missing[:20]}... {summary}"
         assert not twice, f"QoS 2 delivered twice to an online subscriber: {twice[:20]}... {summary}"
         assert midge.stop() == 0
-    except BaseException:
-        stop.set()
-        print(midge.log_tail())
-        raise
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=5)
-        midge.kill()
