@@ -161,13 +161,45 @@ class Midge:
             return self.port, self.generation
 
 
-class Publisher(threading.Thread):
+class CrashClient(threading.Thread):
+    """A client that connects to whichever midge is up and starts over on
+    the next one after each kill; `session` is one connection's life."""
+
+    def __init__(self, name: str, midge: Midge, stop: threading.Event):
+        super().__init__(name=name, daemon=True)
+        self.midge, self.stop = midge, stop
+        self.connects = 0
+        self.error: BaseException | None = None
+
+    def finished(self) -> bool:
+        return False
+
+    def session(self, port: int) -> None:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        try:
+            generation = 0
+            while not self.stop.is_set() and not self.finished():
+                up = self.midge.wait_up(generation, self.stop)
+                if up is None:
+                    return
+                port, generation = up
+                try:
+                    self.session(port)
+                except (r.Closed, OSError, TimeoutError, AssertionError):
+                    continue  # midge was killed (or is starting): the next one
+        except BaseException as e:  # reported by the test
+            self.error = e
+
+
+class Publisher(CrashClient):
     """Numbered messages at one QoS, retransmitting what was not
     acknowledged after each reconnect."""
 
     def __init__(self, midge: Midge, qos: int, stop: threading.Event):
-        super().__init__(name=f"pub-q{qos}", daemon=True)
-        self.midge, self.qos, self.stop = midge, qos, stop
+        super().__init__(f"pub-q{qos}", midge, stop)
+        self.qos = qos
         # Set: no new messages, only finish the outstanding ones.
         self.finishing = threading.Event()
         self.version = 5 if qos == 2 else 4
@@ -179,31 +211,10 @@ class Publisher(threading.Thread):
         # pkid -> [seq, state]: state "pub" (no ack yet) or "rel" (PUBREL sent)
         self.outstanding: dict[int, list] = {}
         self.free_pkids = list(range(WINDOW, 0, -1))
-        self.connects = 0
-        self.error: BaseException | None = None
         self.t_start = time.monotonic()
 
     def payload(self, seq: int) -> bytes:
         return f"q{self.qos}:{seq}".encode()
-
-    def run(self) -> None:
-        try:
-            self._run()
-        except BaseException as e:  # reported by the test
-            self.error = e
-
-    def _run(self) -> None:
-        generation = 0
-        while not self.stop.is_set():
-            up = self.midge.wait_up(generation, self.stop)
-            if up is None:
-                return
-            port, generation = up
-            try:
-                self.session(port)
-            except (r.Closed, OSError, TimeoutError, AssertionError):
-                # midge was killed (or is starting): wait for the next one
-                continue
 
     def session(self, port: int) -> None:
         c = r.RawClient("127.0.0.1", port, timeout=5.0)
@@ -389,7 +400,7 @@ ONLINE_ID = "crash-online-sub"
 ONLINE_KILLS = 10
 
 
-class Receiver(threading.Thread):
+class Receiver(CrashClient):
     """An online persistent QoS 2 subscriber that behaves as a correct
     client must: it keeps the packet ids it answered with PUBREC until their
     PUBREL, across reconnects, and hands a message to the application only
@@ -398,28 +409,13 @@ class Receiver(threading.Thread):
     id is."""
 
     def __init__(self, midge: Midge, stop: threading.Event):
-        super().__init__(name="online-sub", daemon=True)
-        self.midge, self.stop = midge, stop
+        super().__init__("online-sub", midge, stop)
         self.delivered: collections.Counter = collections.Counter()
         self.pending: set[int] = set()
         self.done = threading.Event()
-        self.connects = 0
-        self.error: BaseException | None = None
 
-    def run(self) -> None:
-        try:
-            generation = 0
-            while not self.stop.is_set() and not self.done.is_set():
-                up = self.midge.wait_up(generation, self.stop)
-                if up is None:
-                    return
-                port, generation = up
-                try:
-                    self.session(port)
-                except (r.Closed, OSError, TimeoutError, AssertionError):
-                    continue  # killed: wait for the next midge
-        except BaseException as e:  # reported by the test
-            self.error = e
+    def finished(self) -> bool:
+        return self.done.is_set()
 
     def session(self, port: int) -> None:
         c = r.RawClient("127.0.0.1", port, timeout=5.0)
