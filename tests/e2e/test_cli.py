@@ -394,3 +394,59 @@ def test_sub_v5_ends_on_the_brokers_disconnect(broker, procs):
     assert rc == 0x8B, s.stderr()
     assert "Disconnected by the broker: Server shutting down" in s.stderr()
     assert "reconnecting" not in s.stderr()
+
+
+# ------------------------------------------------------ reconnecting pub -l
+# mosquitto_pub -l runs libmosquitto's threaded loop: it keeps reading stdin
+# while disconnected, reconnects every 1 s, and sends again what was not
+# acknowledged; `midge pub -l` does the same.
+
+def _write_line(p: Proc, line: bytes) -> None:
+    assert p.proc.stdin is not None
+    p.proc.stdin.write(line)
+    p.proc.stdin.flush()
+
+
+def test_pub_lines_reconnect_after_a_broker_restart(broker_factory, procs):
+    b, port = _restartable(broker_factory)
+    where = ["-h", "127.0.0.1", "-p", str(port)]
+    s = procs("sub", *where, "-t", "cli/pl", "-q", "1", "-C", "1", "-d")
+    s.wait_subscribed()
+    p = procs("pub", *where, "-t", "cli/pl", "-q", "1", "-r", "-l", "-d", stdin=subprocess.PIPE)
+    _write_line(p, b"one\n")
+    p.wait_stderr("received PUBACK (Mid: 1, RC:0)")
+    assert s.finish() == (0, b"one\n"), s.stderr()
+    b.restart()
+    p.wait_stderr("connection lost (")
+    p.wait_stderr("received CONNACK (0)")
+    _write_line(p, b"two\n")
+    p.proc.stdin.close()
+    rc, _ = p.finish()
+    assert rc == 0, p.stderr()
+    assert "sending PUBLISH (d0, q1, r1, m2, 'cli/pl', ... (3 bytes))" in p.stderr()
+    # Line 2 went to the restarted broker: it is the retained message now.
+    r = run("sub", *where, "-t", "cli/pl", "-C", "1", "-W", "5")
+    assert (r.returncode, r.stdout) == (0, b"two\n"), r.stderr
+
+
+def test_pub_lines_ctrl_c_while_reconnecting_exits_0(broker, procs):
+    p = procs("pub", *addr(broker), "-t", "cli/gone", "-q", "1", "-l", "-d", stdin=subprocess.PIPE)
+    p.wait_stderr("received CONNACK (0)")
+    broker.stop()
+    p.wait_stderr("reconnecting in 1 s")
+    p.proc.send_signal(signal.SIGINT)
+    rc, _ = p.finish(timeout=5)
+    assert rc == 0, p.stderr()
+
+
+@pytest.mark.midge_only
+def test_pub_lines_v5_ends_on_the_brokers_disconnect(broker, procs):
+    """As `midge sub`: a 5.0 DISCONNECT is not a lost connection, the run
+    ends with its reason code."""
+    p = procs("pub", *addr(broker), "-V", "5", "-t", "cli/v5", "-l", "-d", stdin=subprocess.PIPE)
+    p.wait_stderr("received CONNACK (0)")
+    broker.stop()
+    rc, _ = p.finish(timeout=10)
+    assert rc == 0x8B, p.stderr()
+    assert "Disconnected by the broker: Server shutting down" in p.stderr()
+    assert "reconnecting" not in p.stderr()

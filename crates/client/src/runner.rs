@@ -1,14 +1,15 @@
 //! What `midge pub` and `midge sub` share around a session: the process's
-//! standard streams (replaceable, for tests), connecting within `-W`, and
-//! the small timer and Ctrl-C helpers of their event loops.
+//! standard streams (replaceable, for tests), connecting within `-W`,
+//! reconnecting after a lost connection, and the small timer and Ctrl-C
+//! helpers of their event loops.
 
 use std::future::Future;
 use std::io::{Read, Write};
 use std::pin::Pin;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::config::ConnectConfig;
-use crate::conn::SharedWriter;
+use crate::conn::{DebugLog, SharedWriter};
 use crate::error::ClientError;
 use crate::session::Session;
 
@@ -64,18 +65,10 @@ pub async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-/// Resolves on Ctrl-C when `enabled`, else never.
-pub async fn interrupted(enabled: bool) {
-    if enabled && tokio::signal::ctrl_c().await.is_ok() {
-        return;
-    }
-    std::future::pending::<()>().await
-}
-
 /// Ctrl-C presses, each seen once, for a loop that must notice a second one
-/// (a `midge sub` already stopping, or reconnecting, still ends on Ctrl-C).
-/// Unlike [`interrupted`], [`CtrlC::pressed`] can be awaited again after it
-/// fired, and is cancel-safe: a press that arrives while the loop is busy
+/// (a `midge sub` already stopping, a `midge pub` waiting for its last
+/// acknowledgements, or either reconnecting, still ends on Ctrl-C).
+/// [`CtrlC::pressed`] can be awaited again after it fired, and is cancel-safe: a press that arrives while the loop is busy
 /// elsewhere is kept for the next call.
 pub struct CtrlC {
     enabled: bool,
@@ -114,5 +107,89 @@ impl CtrlC {
             self.enabled = false;
             std::future::pending::<()>().await
         }
+    }
+}
+
+/// Pause before each reconnection attempt. libmosquitto's default, which
+/// mosquitto_sub and mosquitto_pub keep: 1 s, every time, without backing off.
+pub const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+
+/// Connects again with the same options, after [`RECONNECT_DELAY`] and again
+/// after each failure, for as long as it takes: only `-W` (exit 27), Ctrl-C
+/// (`None`) or a broker refusing the CONNECT end it, as they end the retries
+/// of mosquitto_sub and mosquitto_pub.
+pub async fn reconnect(
+    cfg: &ConnectConfig,
+    stderr: &SharedWriter,
+    deadline: Option<Instant>,
+    ctrl_c: &mut CtrlC,
+) -> Result<Option<Session>, ClientError> {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(RECONNECT_DELAY) => {}
+            _ = sleep_until(deadline) => return Err(ClientError::Timeout),
+            _ = ctrl_c.pressed() => return Ok(None),
+        }
+        let attempt = Session::connect(cfg, stderr, cfg.connect_timeout);
+        let failed = tokio::select! {
+            result = attempt => match result {
+                Ok(session) => return Ok(Some(session)),
+                Err(e) if gives_up(&e) => return Err(e),
+                Err(e) => e,
+            },
+            _ = sleep_until(deadline) => return Err(ClientError::Timeout),
+            _ = ctrl_c.pressed() => return Ok(None),
+        };
+        let why = failed.to_string();
+        debug(
+            cfg,
+            stderr,
+            &cfg.client_id,
+            &format!(
+                "reconnect failed ({}), retrying in {} s",
+                why.strip_prefix("Error: ").unwrap_or(&why),
+                RECONNECT_DELAY.as_secs()
+            ),
+        );
+    }
+}
+
+/// The `-d` line telling that the connection was lost and a reconnection
+/// follows.
+pub fn debug_lost(cfg: &ConnectConfig, stderr: &SharedWriter, client_id: &str, why: &str) {
+    debug(
+        cfg,
+        stderr,
+        client_id,
+        &format!(
+            "connection lost ({why}), reconnecting in {} s",
+            RECONNECT_DELAY.as_secs()
+        ),
+    );
+}
+
+/// Failures of a reconnection that end the run instead of another attempt.
+/// A refused CONNECT exits with its code, as mosquitto_sub's and
+/// mosquitto_pub's on_connect make it; a broker breaking the protocol will
+/// not get better by retrying. Everything else (refused or reset
+/// connections, DNS, TLS, a missing CONNACK) is retried, as libmosquitto
+/// retries whatever its reconnect returns.
+pub fn gives_up(e: &ClientError) -> bool {
+    matches!(
+        e,
+        ClientError::RefusedV3(_)
+            | ClientError::RefusedV5(_)
+            | ClientError::Protocol(_)
+            | ClientError::Usage(_)
+    )
+}
+
+/// A `-d` line about the connection, in libmosquitto's "Client ID ..." style
+/// (libmosquitto itself logs nothing when it reconnects; mosquitto_sub and
+/// mosquitto_pub are silent about it without `-d`, and so is midge).
+pub fn debug(cfg: &ConnectConfig, stderr: &SharedWriter, client_id: &str, what: &str) {
+    if cfg.debug {
+        let log = DebugLog::new(stderr.clone(), client_id);
+        log.line(&format!("Client {} {what}", log.client_id));
     }
 }

@@ -46,6 +46,11 @@ pub enum Event {
         pkid: u16,
         reason: ReasonCode,
     },
+    /// One of our QoS 2 publishes got its (successful) PUBREC: the broker
+    /// has it, PUBREL is queued, PUBCOMP is awaited.
+    Released {
+        pkid: u16,
+    },
     SubAck(SubAck),
     UnsubAck(UnsubAck),
     /// A packet that needed no action from the command.
@@ -184,6 +189,14 @@ impl Session {
         }
     }
 
+    /// Goes on numbering packets where `previous`, a lost connection's
+    /// session, stopped, as libmosquitto's one counter does across
+    /// reconnections: a new message does not reuse the id of one that was
+    /// just completed.
+    pub fn continue_packet_ids(&mut self, previous: &Session) {
+        self.next_pkid = previous.next_pkid;
+    }
+
     /// Writes a `-d` line (e.g. "Subscribed ...") when debugging.
     pub fn debug(&self, text: &str) {
         if let Some(log) = &self.conn.log {
@@ -250,17 +263,46 @@ impl Session {
             payload,
             properties,
         });
+        if let Err(e) = self.check_size(&packet) {
+            self.pkids_in_use.remove(&pkid);
+            return Err(e);
+        }
+        self.conn.queue(&packet)?;
+        Ok(pkid)
+    }
+
+    /// Queues again, with DUP set and its packet id `pkid` (reserved on this
+    /// connection too), a QoS 1/2 PUBLISH that a lost connection left
+    /// unacknowledged, as libmosquitto does on reconnecting.
+    pub fn requeue_publish(&mut self, pkid: u16, publish: Publish) -> Result<(), ClientError> {
+        let packet = Packet::Publish(Publish {
+            dup: true,
+            pkid,
+            ..publish
+        });
+        self.check_size(&packet)?;
+        self.pkids_in_use.insert(pkid);
+        self.conn.queue(&packet)
+    }
+
+    /// Queues again the PUBREL of a QoS 2 flow that a lost connection left
+    /// waiting for PUBCOMP, reserving its packet id on this connection.
+    pub fn requeue_pubrel(&mut self, pkid: u16) -> Result<(), ClientError> {
+        self.pkids_in_use.insert(pkid);
+        self.conn.queue(&Packet::PubRel(PubResp::new(pkid)))
+    }
+
+    /// Refuses a packet over the broker's Maximum Packet Size (5.0).
+    fn check_size(&self, packet: &Packet) -> Result<(), ClientError> {
         if let Some(max) = self.limits.maximum_packet_size {
-            let len = midge_proto::encoded_len(&packet, self.protocol);
+            let len = midge_proto::encoded_len(packet, self.protocol);
             if len > max as usize {
-                self.pkids_in_use.remove(&pkid);
                 return Err(ClientError::Usage(format!(
                     "a message of {len} bytes exceeds the broker's maximum packet size of {max}"
                 )));
             }
         }
-        self.conn.queue(&packet)?;
-        Ok(pkid)
+        Ok(())
     }
 
     /// Queues a SUBSCRIBE of `filters` at `qos`; returns its packet id.
@@ -369,7 +411,7 @@ impl Session {
                     }
                 } else {
                     self.conn.queue(&Packet::PubRel(PubResp::new(r.pkid)))?;
-                    Event::Nothing
+                    Event::Released { pkid: r.pkid }
                 }
             }
             Packet::SubAck(s) => {

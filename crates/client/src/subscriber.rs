@@ -8,23 +8,19 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use bytestring::ByteString;
 use midge_proto::{Properties, QoS};
 
 use crate::args::sub_args::SubConfig;
-use crate::conn::{write_line, DebugLog, SharedWriter};
+use crate::conn::{write_line, SharedWriter};
 use crate::error::ClientError;
 use crate::format::Received;
 use crate::reason::reason_string;
 use crate::runner::{self, sleep_until, CtrlC};
 use crate::session::{Event, Session};
-
-/// Pause before each reconnection attempt. libmosquitto's default, which
-/// mosquitto_sub keeps: 1 s, every time, without backing off.
-const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
 /// Progress of one run, kept across reconnections.
 struct State {
@@ -99,16 +95,10 @@ pub async fn run(
             End::Lost(_) if state.stopping && state.clears_in_flight.is_empty() => return Ok(()),
             End::Lost(why) => why,
         };
-        debug(
-            &cfg,
-            &stderr,
-            &session.client_id,
-            &format!(
-                "connection lost ({why}), reconnecting in {} s",
-                RECONNECT_DELAY.as_secs()
-            ),
-        );
-        let Some(mut next) = reconnect(&cfg, &stderr, deadline, &mut ctrl_c).await? else {
+        runner::debug_lost(&cfg.connect, &stderr, &session.client_id, &why);
+        let Some(mut next) =
+            runner::reconnect(&cfg.connect, &stderr, deadline, &mut ctrl_c).await?
+        else {
             // Ctrl-C while disconnected: nothing to close.
             return Ok(());
         };
@@ -191,72 +181,6 @@ async fn serve(
                 e => Err(e),
             };
         }
-    }
-}
-
-/// Connects again with the same options, after [`RECONNECT_DELAY`] and again
-/// after each failure, for as long as it takes: only `-W` (exit 27), Ctrl-C
-/// (`None`, exit 0) or a broker refusing the CONNECT end it, as they end
-/// mosquitto_sub's retries.
-async fn reconnect(
-    cfg: &SubConfig,
-    stderr: &SharedWriter,
-    deadline: Option<Instant>,
-    ctrl_c: &mut CtrlC,
-) -> Result<Option<Session>, ClientError> {
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(RECONNECT_DELAY) => {}
-            _ = sleep_until(deadline) => return Err(ClientError::Timeout),
-            _ = ctrl_c.pressed() => return Ok(None),
-        }
-        let attempt = Session::connect(&cfg.connect, stderr, cfg.connect.connect_timeout);
-        let failed = tokio::select! {
-            result = attempt => match result {
-                Ok(session) => return Ok(Some(session)),
-                Err(e) if gives_up(&e) => return Err(e),
-                Err(e) => e,
-            },
-            _ = sleep_until(deadline) => return Err(ClientError::Timeout),
-            _ = ctrl_c.pressed() => return Ok(None),
-        };
-        let why = failed.to_string();
-        debug(
-            cfg,
-            stderr,
-            &cfg.connect.client_id,
-            &format!(
-                "reconnect failed ({}), retrying in {} s",
-                why.strip_prefix("Error: ").unwrap_or(&why),
-                RECONNECT_DELAY.as_secs()
-            ),
-        );
-    }
-}
-
-/// Failures of a reconnection that end the run instead of another attempt.
-/// A refused CONNECT exits with its code, as mosquitto_sub's on_connect
-/// does; a broker breaking the protocol will not get better by retrying.
-/// Everything else (refused or reset connections, DNS, TLS, a missing
-/// CONNACK) is retried, as libmosquitto retries whatever its reconnect
-/// returns.
-fn gives_up(e: &ClientError) -> bool {
-    matches!(
-        e,
-        ClientError::RefusedV3(_)
-            | ClientError::RefusedV5(_)
-            | ClientError::Protocol(_)
-            | ClientError::Usage(_)
-    )
-}
-
-/// A `-d` line about the connection, in libmosquitto's "Client ID ..." style
-/// (libmosquitto itself logs nothing when it reconnects; mosquitto_sub is
-/// silent about it without `-d`, and so is midge).
-fn debug(cfg: &SubConfig, stderr: &SharedWriter, client_id: &str, what: &str) {
-    if cfg.connect.debug {
-        let log = DebugLog::new(stderr.clone(), client_id);
-        log.line(&format!("Client {} {what}", log.client_id));
     }
 }
 

@@ -267,3 +267,230 @@ fn a_connack_refusal_on_reconnect_ends_the_run_with_its_code() {
         o.stderr
     );
 }
+
+// ---------------------------------------------------------------- midge pub -l
+// mosquitto_pub in line mode runs libmosquitto's threaded loop: it keeps
+// reading stdin while the connection is down, reconnects every 1 s, and
+// sends again (DUP, same packet id) what was not acknowledged.
+
+use std::io::{PipeWriter, Write as _};
+use std::sync::mpsc;
+
+use midge_client::{run_pub_with, Io};
+
+/// `midge pub ARGS` on its own thread, its stdin a real pipe the test writes
+/// lines into; closing it is EOF.
+struct PipedPub {
+    stdin: Option<PipeWriter>,
+    done: mpsc::Receiver<i32>,
+    stderr: Capture,
+}
+
+impl PipedPub {
+    fn start(args: &[&str]) -> PipedPub {
+        let (reader, writer) = std::io::pipe().unwrap();
+        let stderr = Capture::default();
+        let io = Io {
+            stdin: Box::new(reader),
+            stdout: Box::new(Capture::default()),
+            stderr: Box::new(stderr.clone()),
+            handle_ctrl_c: false,
+        };
+        let argv: Vec<std::ffi::OsString> = std::iter::once("midge pub")
+            .chain(args.iter().copied())
+            .map(Into::into)
+            .collect();
+        let (tx, done) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(run_pub_with(argv, io));
+        });
+        PipedPub {
+            stdin: Some(writer),
+            done,
+            stderr,
+        }
+    }
+
+    fn line(&mut self, text: &str) {
+        let w = self.stdin.as_mut().expect("stdin already closed");
+        w.write_all(format!("{text}\n").as_bytes()).unwrap();
+    }
+
+    /// Waits for `needle` on stderr (`-d` output), failing the test after
+    /// [`READY_LIMIT`].
+    fn expect(&self, needle: &str) {
+        assert!(
+            self.stderr.wait_for(needle, READY_LIMIT),
+            "no {needle:?} from midge pub:\n{}",
+            self.stderr.text()
+        );
+    }
+
+    /// Closes stdin (EOF) and waits for the exit code.
+    fn finish(mut self) -> (i32, String) {
+        self.stdin = None;
+        let code = self.done.recv_timeout(RUN_LIMIT).unwrap_or_else(|_| {
+            panic!(
+                "midge pub did not finish within {RUN_LIMIT:?}:\n{}",
+                self.stderr.text()
+            )
+        });
+        (code, self.stderr.text())
+    }
+
+    /// Waits for the exit code with stdin still open: the run must end on
+    /// its own.
+    fn exits_by_itself(&self, limit: Duration) -> i32 {
+        self.done.recv_timeout(limit).unwrap_or_else(|_| {
+            panic!(
+                "midge pub still running after {limit:?}:\n{}",
+                self.stderr.text()
+            )
+        })
+    }
+}
+
+impl Restartable {
+    /// Stops our mosquitto (SIGSTOP, by its PID) and waits until the kernel
+    /// reports it stopped: from then on it reads and answers nothing, so a
+    /// message sent now stays unacknowledged.
+    fn freeze(&self) {
+        let pid = self.child.as_ref().unwrap().id();
+        let status = Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let stat = format!("/proc/{pid}/stat");
+        let deadline = Instant::now() + READY_LIMIT;
+        loop {
+            let text = std::fs::read_to_string(&stat).unwrap();
+            // The state follows the parenthesised command name.
+            let state = text.rsplit(") ").next().unwrap().chars().next();
+            if state == Some('T') {
+                return;
+            }
+            assert!(Instant::now() < deadline, "mosquitto not stopped: {text}");
+            // No event tells when a signal took effect; bounded by the deadline.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+#[test]
+fn pub_lines_resends_the_unacknowledged_line_after_the_broker_restarts() {
+    let mut b = Restartable::start();
+    let port = b.port_arg();
+    let s = sub(&["-p", &port, "-t", "re/l", "-q", "1", "-C", "2"]);
+    s.wait_subscribed();
+    let mut p = PipedPub::start(&[
+        "-p", &port, "-t", "re/l", "-q", "1", "-r", "-l", "-d", "-i", "re-pub",
+    ]);
+    p.line("one");
+    p.expect("received PUBACK (Mid: 1, RC:0)");
+    assert!(s.stdout.wait_for("one\n", READY_LIMIT));
+    // Line 2 reaches a broker that will never answer: it dies with it.
+    b.freeze();
+    p.line("two");
+    p.expect("sending PUBLISH (d0, q1, r1, m2, 're/l', ... (3 bytes))");
+    b.restart("allow_anonymous true");
+    p.expect("sending PUBLISH (d1, q1, r1, m2, 're/l', ... (3 bytes))");
+    p.expect("received PUBACK (Mid: 2, RC:0)");
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}\n{}", b.logs());
+    assert!(
+        err.contains("Client re-pub connection lost (") && err.contains("reconnecting in 1 s"),
+        "{err}"
+    );
+    assert_eq!(err.matches("received CONNACK (0)").count(), 2, "{err}");
+    assert_eq!(err.matches("m2, 're/l'").count(), 2, "{err}");
+    // The restarted broker knows no session and no retained message: line 2
+    // reaches the (resubscribed) subscriber live or as retained, once.
+    let o = s.finish();
+    assert_eq!(
+        (o.code, o.out().as_str()),
+        (0, "one\ntwo\n"),
+        "{}",
+        o.stderr
+    );
+}
+
+#[test]
+fn pub_lines_read_while_disconnected_are_sent_after_the_reconnection() {
+    let mut b = Restartable::start();
+    let port = b.port_arg();
+    let mut p = PipedPub::start(&[
+        "-p", &port, "-t", "re/q", "-q", "1", "-r", "-l", "-d", "-i", "re-q",
+    ]);
+    p.line("one");
+    p.expect("received PUBACK (Mid: 1, RC:0)");
+    b.stop();
+    p.expect("connection lost (");
+    p.line("two");
+    // The retries meet the closed port, with line 2 read and waiting.
+    p.expect("Client re-q reconnect failed (");
+    b.launch("allow_anonymous true");
+    // A first attempt at the new connection, numbered on from line 1.
+    p.expect("sending PUBLISH (d0, q1, r1, m2, 're/q', ... (3 bytes))");
+    let (code, err) = p.finish();
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("received PUBACK (Mid: 2, RC:0)"), "{err}");
+    assert!(!err.contains("(d1,"), "nothing was resent:\n{err}");
+    let o = sub_plain(&["-p", &port, "-t", "re/q", "-C", "1", "-W", "5"]).finish();
+    assert_eq!((o.code, o.out().as_str()), (0, "two\n"), "{}", o.stderr);
+}
+
+#[test]
+fn pub_lines_first_connect_failure_exits_at_once() {
+    let dead = free_port().to_string();
+    let started = Instant::now();
+    let p = PipedPub::start(&["-p", &dead, "-t", "a", "-l", "-q", "1", "-d"]);
+    // stdin stays open: only the failed connection can end the run.
+    let code = p.exits_by_itself(Duration::from_secs(5));
+    let err = p.stderr.text();
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("Error: Connection refused"), "{err}");
+    assert!(!err.contains("reconnect"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn pub_lines_ends_with_the_code_of_a_connack_refusal_on_reconnect() {
+    let mut b = Restartable::start();
+    let port = b.port_arg();
+    let p = PipedPub::start(&["-p", &port, "-t", "re/r", "-l", "-q", "1", "-d"]);
+    p.expect("received CONNACK (0)");
+    b.restart("allow_anonymous false");
+    let code = p.exits_by_itself(RUN_LIMIT);
+    let err = p.stderr.text();
+    assert_eq!(code, 5, "{err}");
+    assert!(
+        err.ends_with("Connection error: Connection Refused: not authorised.\n"),
+        "{err}"
+    );
+}
+
+#[test]
+fn pub_lines_w_bounds_the_retries() {
+    let mut b = Restartable::start();
+    let port = b.port_arg();
+    let started = Instant::now();
+    let mut p = PipedPub::start(&["-p", &port, "-t", "re/w", "-l", "-q", "1", "-d", "-W", "3"]);
+    p.expect("received CONNACK (0)");
+    b.stop();
+    p.line("never sent");
+    let code = p.exits_by_itself(Duration::from_secs(10));
+    let took = started.elapsed();
+    let err = p.stderr.text();
+    assert_eq!(code, 27, "{err}");
+    assert!(err.ends_with("Timed out\n"), "{err}");
+    assert!(err.contains("reconnect failed ("), "{err}");
+    assert!(
+        took >= Duration::from_millis(2900) && took < Duration::from_secs(6),
+        "{took:?}"
+    );
+}
