@@ -3,7 +3,8 @@
 Pipes between the two commands, 10,000 stdin lines at QoS 1 with none lost,
 MQTT 5.0 properties crossing between midge's CLI and paho-mqtt in both
 directions, exit codes, and (midge only) WebSocket, TLS and secure WebSocket
-listeners with certificates made by openssl in the test.
+listeners with certificates made by openssl in the test; both commands
+reconnecting to a restarted broker.
 
 `midge sub` runs with `-d`: its "Subscribed (mid: N)" line on stderr tells
 when it is subscribed. Every wait has a timeout; every process this file

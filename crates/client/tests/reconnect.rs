@@ -1,7 +1,10 @@
-//! `midge sub` after a lost connection, as mosquitto_sub: it reconnects to a
-//! restarted broker (the same port), subscribes again, keeps counting `-C`
-//! across connections, and stops retrying only at `-W` or at a CONNACK
-//! refusal. The first connect failing still ends the run at once.
+//! `midge sub` and `midge pub -l` after a lost connection, as mosquitto_sub
+//! and mosquitto_pub's line mode: they reconnect to a restarted broker (the
+//! same port); sub subscribes again and keeps counting `-C` across
+//! connections; pub sends its unacknowledged QoS 1/2 messages again (DUP,
+//! same ids) and what stdin gave meanwhile. Both stop retrying only at
+//! `-W` or at a CONNACK refusal; the first connect failing still ends the
+//! run at once.
 //!
 //! The broker is mosquitto on a fixed port, restarted by the test: killed
 //! (by its PID) and started again with the same or another configuration.
