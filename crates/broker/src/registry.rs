@@ -34,10 +34,6 @@ pub(crate) struct Attach {
 }
 
 impl Inner {
-    /// Attaches a connection to the session of its client id: resumes it
-    /// (unless clean start), takes it over from a connection still attached
-    /// (which is told to go with 0x8E), and settles wills the takeover or
-    /// reconnect affects.
     /// The connection attached to `client_id`'s session, if one is.
     fn attached_conn(&self, client_id: &str) -> Option<u64> {
         let reg = self.sessions.lock();
@@ -79,6 +75,10 @@ impl Inner {
         }
     }
 
+    /// Attaches a connection to the session of its client id: resumes it
+    /// (unless clean start), takes it over from a connection still attached
+    /// (which is told to go with 0x8E), and settles wills the takeover or
+    /// reconnect affects.
     pub fn open_session(&self, a: Attach) -> Opened {
         let mut kicked = None;
         let mut old_will = None;
