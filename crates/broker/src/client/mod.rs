@@ -42,6 +42,17 @@ impl Exit {
         }
     }
 
+    /// A 3.x packet the store refused: 3.x acknowledgements cannot say no,
+    /// so the connection closes without one (the client sends again); the
+    /// will goes, no DISCONNECT (3.x has none to send).
+    pub fn refused_v3(reason: ReasonCode) -> Exit {
+        Exit {
+            reason,
+            will: true,
+            notify: false,
+        }
+    }
+
     /// The network connection ended without DISCONNECT.
     pub fn lost() -> Exit {
         Exit {

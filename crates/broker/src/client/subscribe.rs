@@ -22,7 +22,7 @@ impl Client {
             }
         };
         let mut reasons = Vec::with_capacity(s.filters.len());
-        let mut granted_subs = Vec::new();
+        let mut granted: Vec<Granted> = Vec::new();
         for sub in s.filters {
             let f = &sub.filter;
             if topic::validate_filter_with_limit(f, cfg.max_topic_levels).is_err() {
@@ -70,23 +70,19 @@ impl Client {
                 filter: f.clone(),
                 qos: options.qos,
             });
-            granted_subs.push((sub.filter, options, sub_id, is_new, previous));
+            granted.push(Granted {
+                filter: sub.filter,
+                options,
+                id: sub_id,
+                is_new,
+                previous,
+            });
         }
         let ack = SubAck {
             pkid: s.pkid,
             reasons,
             properties: Properties::default(),
         };
-        let granted: Vec<Granted> = granted_subs
-            .into_iter()
-            .map(|(filter, options, id, is_new, previous)| Granted {
-                filter,
-                options,
-                id,
-                is_new,
-                previous,
-            })
-            .collect();
         // A stored session's subscriptions are durable before the SUBACK;
         // its retained messages follow the SUBACK (`persist/acks.rs`).
         let commit = self.store_subscriptions(&granted);

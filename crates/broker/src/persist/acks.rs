@@ -299,19 +299,7 @@ impl Client {
                     }
                     // The store keeps what it had: memory goes back to it.
                     for g in &granted {
-                        match &g.previous {
-                            Some(was) => {
-                                self.broker.inner.subscribe(
-                                    &self.session,
-                                    &g.filter,
-                                    was.options,
-                                    was.id,
-                                );
-                            }
-                            None => {
-                                self.broker.inner.unsubscribe(&self.session, &g.filter);
-                            }
-                        }
+                        self.restore_subscription(&g.filter, g.previous);
                     }
                     return self.send(&Packet::SubAck(ack), out);
                 }
@@ -354,18 +342,12 @@ impl Client {
                     // restart brings back.
                     let code = self.refused(&e, "UNSUBSCRIBE");
                     for (filter, was) in &removed {
-                        self.broker
-                            .inner
-                            .subscribe(&self.session, filter, was.options, was.id);
+                        self.restore_subscription(filter, Some(*was));
                     }
                     if !self.protocol.is_v5() {
                         // A 3.x UNSUBACK cannot say no: closed without it,
                         // as for a refused PUBLISH.
-                        return Err(Exit {
-                            reason: code,
-                            will: true,
-                            notify: false,
-                        });
+                        return Err(Exit::refused_v3(code));
                     }
                     for r in ack.reasons.iter_mut() {
                         if *r == ReasonCode::Success {
@@ -395,11 +377,21 @@ impl Client {
         if self.protocol.is_v5() {
             Ok(code)
         } else {
-            Err(Exit {
-                reason: code,
-                will: true,
-                notify: false,
-            })
+            Err(Exit::refused_v3(code))
+        }
+    }
+
+    /// Puts `filter` back as the store still has it after a refused
+    /// SUBSCRIBE or UNSUBSCRIBE: subscribed as `was`, or not at all.
+    fn restore_subscription(&self, filter: &ByteString, was: Option<Subscribed>) {
+        let inner = &self.broker.inner;
+        match was {
+            Some(was) => {
+                inner.subscribe(&self.session, filter, was.options, was.id);
+            }
+            None => {
+                inner.unsubscribe(&self.session, filter);
+            }
         }
     }
 
