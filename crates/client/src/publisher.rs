@@ -20,7 +20,7 @@ use crate::args::pub_args::{PayloadSpec, PubConfig};
 use crate::conn::{write_line, SharedWriter};
 use crate::error::ClientError;
 use crate::reason::reason_string;
-use crate::runner::{self, sleep_until, CtrlC};
+use crate::runner::{self, lost, sleep_until, CtrlC, End};
 use crate::session::{Event, Session};
 
 /// Lines read ahead of the network at most: this bounds memory for huge
@@ -268,16 +268,6 @@ impl State {
     }
 }
 
-/// How one connection ended, when the run may go on.
-enum End {
-    /// Every message sent and acknowledged (or a second Ctrl-C).
-    Finished,
-    /// `-W` expired.
-    TimedOut,
-    /// The connection broke (EOF, reset, keep alive).
-    Lost(String),
-}
-
 /// What one connection may send, from the broker's CONNACK.
 struct Conn {
     window: usize,
@@ -405,10 +395,6 @@ async fn serve(
     let mut conn = Conn {
         window: check_limits(cfg, session)?,
         alias_set_up: false,
-    };
-    let lost = |e: ClientError| match e {
-        ClientError::ConnectionLost(why) => Ok(End::Lost(why)),
-        e => Err(e),
     };
     loop {
         if state.done() {

@@ -110,6 +110,27 @@ impl CtrlC {
     }
 }
 
+/// How one connection of `midge pub` or `midge sub` ended, when the run may
+/// go on.
+#[derive(Debug)]
+pub enum End {
+    /// Everything asked for is done (or a second Ctrl-C).
+    Finished,
+    /// `-W` expired.
+    TimedOut,
+    /// The connection broke (EOF, reset, keep alive): reconnect.
+    Lost(String),
+}
+
+/// A lost connection ends the connection, not the run ([`End::Lost`]);
+/// any other error ends the run.
+pub fn lost(e: ClientError) -> Result<End, ClientError> {
+    match e {
+        ClientError::ConnectionLost(why) => Ok(End::Lost(why)),
+        e => Err(e),
+    }
+}
+
 /// Pause before each reconnection attempt. libmosquitto's default, which
 /// mosquitto_sub and mosquitto_pub keep: 1 s, every time, without backing off.
 pub const RECONNECT_DELAY: Duration = Duration::from_secs(1);

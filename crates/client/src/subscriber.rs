@@ -19,7 +19,7 @@ use crate::conn::{write_line, SharedWriter};
 use crate::error::ClientError;
 use crate::format::Received;
 use crate::reason::reason_string;
-use crate::runner::{self, sleep_until, CtrlC};
+use crate::runner::{self, lost, sleep_until, CtrlC, End};
 use crate::session::{Event, Session};
 
 /// Progress of one run, kept across reconnections.
@@ -33,16 +33,6 @@ struct State {
     subscribe_pkid: Option<u16>,
     unsubscribe_pkid: Option<u16>,
     out: Vec<u8>,
-}
-
-/// How one connection ended, when the run may go on.
-enum End {
-    /// Everything asked for is done.
-    Finished,
-    /// `-W` expired.
-    TimedOut,
-    /// The connection broke (EOF, reset, keep alive): reconnect.
-    Lost(String),
 }
 
 /// Runs `midge sub`, printing to `stdout`.
@@ -78,8 +68,7 @@ pub async fn run(
                 )
                 .await?
             }
-            Err(ClientError::ConnectionLost(why)) => End::Lost(why),
-            Err(e) => return Err(e),
+            Err(e) => lost(e)?,
         };
         let why = match end {
             End::Finished => {
@@ -170,16 +159,11 @@ async fn serve(
                 Ok(())
             }
         };
-        match step {
-            Ok(()) => {}
-            Err(ClientError::ConnectionLost(why)) => return Ok(End::Lost(why)),
-            Err(e) => return Err(e),
+        if let Err(e) = step {
+            return lost(e);
         }
         if let Err(e) = session.flush().await {
-            return match e {
-                ClientError::ConnectionLost(why) => Ok(End::Lost(why)),
-                e => Err(e),
-            };
+            return lost(e);
         }
     }
 }
