@@ -374,29 +374,6 @@ def test_sub_first_connect_refused_exits_at_once():
     assert b"reconnect" not in r.stderr
 
 
-def test_sub_ctrl_c_while_reconnecting_exits_0(broker, procs):
-    s = procs("sub", *addr(broker), "-t", "cli/gone", "-d")
-    s.wait_subscribed()
-    broker.stop()
-    s.wait_stderr("reconnecting in 1 s")
-    s.proc.send_signal(signal.SIGINT)
-    rc, _ = s.finish(timeout=5)
-    assert rc == 0, s.stderr()
-
-
-@pytest.mark.midge_only
-def test_sub_v5_ends_on_the_brokers_disconnect(broker, procs):
-    """A 5.0 DISCONNECT ends the run (mosquitto_sub does not reconnect after
-    one either); midge exits with its reason code, here Server shutting down."""
-    s = procs("sub", *addr(broker), "-V", "5", "-t", "cli/v5", "-d")
-    s.wait_subscribed()
-    broker.stop()
-    rc, _ = s.finish(timeout=10)
-    assert rc == 0x8B, s.stderr()
-    assert "Disconnected by the broker: Server shutting down" in s.stderr()
-    assert "reconnecting" not in s.stderr()
-
-
 # ------------------------------------------------------ reconnecting pub -l
 # mosquitto_pub -l runs libmosquitto's threaded loop: it keeps reading stdin
 # while disconnected, reconnects every 1 s, and sends again what was not
@@ -430,24 +407,39 @@ def test_pub_lines_reconnect_after_a_broker_restart(broker_factory, procs):
     assert (r.returncode, r.stdout) == (0, b"two\n"), r.stderr
 
 
-def test_pub_lines_ctrl_c_while_reconnecting_exits_0(broker, procs):
-    p = procs("pub", *addr(broker), "-t", "cli/gone", "-q", "1", "-l", "-d", stdin=subprocess.PIPE)
-    p.wait_stderr("received CONNACK (0)")
+# ------------------------------------------------- reconnecting, both
+def _connected(procs, broker, kind: str, *args: str):
+    """`midge sub` subscribed, or `midge pub -l` connected, with `-d`."""
+    if kind == "sub":
+        c = procs("sub", *addr(broker), *args, "-d")
+        c.wait_subscribed()
+    else:
+        c = procs("pub", *addr(broker), *args, "-l", "-d", stdin=subprocess.PIPE)
+        c.wait_stderr("received CONNACK (0)")
+    return c
+
+
+@pytest.mark.parametrize("kind,args", [("sub", ["-t", "cli/gone"]),
+                                       ("pub", ["-t", "cli/gone", "-q", "1"])],
+                         ids=["sub", "pub-lines"])
+def test_ctrl_c_while_reconnecting_exits_0(broker, procs, kind, args):
+    c = _connected(procs, broker, kind, *args)
     broker.stop()
-    p.wait_stderr("reconnecting in 1 s")
-    p.proc.send_signal(signal.SIGINT)
-    rc, _ = p.finish(timeout=5)
-    assert rc == 0, p.stderr()
+    c.wait_stderr("reconnecting in 1 s")
+    c.proc.send_signal(signal.SIGINT)
+    rc, _ = c.finish(timeout=5)
+    assert rc == 0, c.stderr()
 
 
 @pytest.mark.midge_only
-def test_pub_lines_v5_ends_on_the_brokers_disconnect(broker, procs):
-    """As `midge sub`: a 5.0 DISCONNECT is not a lost connection, the run
-    ends with its reason code."""
-    p = procs("pub", *addr(broker), "-V", "5", "-t", "cli/v5", "-l", "-d", stdin=subprocess.PIPE)
-    p.wait_stderr("received CONNACK (0)")
+@pytest.mark.parametrize("kind", ["sub", "pub"], ids=["sub", "pub-lines"])
+def test_v5_run_ends_on_the_brokers_disconnect(broker, procs, kind):
+    """A 5.0 DISCONNECT is not a lost connection: the run ends (mosquitto_sub
+    does not reconnect after one either); midge exits with its reason code,
+    here Server shutting down."""
+    c = _connected(procs, broker, kind, "-V", "5", "-t", "cli/v5")
     broker.stop()
-    rc, _ = p.finish(timeout=10)
-    assert rc == 0x8B, p.stderr()
-    assert "Disconnected by the broker: Server shutting down" in p.stderr()
-    assert "reconnecting" not in p.stderr()
+    rc, _ = c.finish(timeout=10)
+    assert rc == 0x8B, c.stderr()
+    assert "Disconnected by the broker: Server shutting down" in c.stderr()
+    assert "reconnecting" not in c.stderr()
